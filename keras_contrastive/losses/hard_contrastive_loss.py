@@ -1,0 +1,150 @@
+"""The paper's hard contrastive loss (Wang & Liu 2021, Eq. 9)."""
+
+from keras_contrastive.api_export import register
+from keras_contrastive.losses.contrastive_loss import ContrastiveLoss
+from keras_contrastive.losses.contrastive_loss import fill_docstring
+from keras_contrastive.losses.contrastive_utils import PAPER_ALPHA
+from keras_contrastive.losses.contrastive_utils import check_negative_selection
+from keras_contrastive.losses.contrastive_utils import check_num_negatives_available
+from keras_contrastive.losses.contrastive_utils import contrastive_anchor_losses
+from keras_contrastive.losses.contrastive_utils import per_sample_losses
+from keras_contrastive.utils import validation
+
+
+@register
+@fill_docstring
+def hard_contrastive_loss(
+    y_true,
+    y_pred,
+    tau=0.2,
+    num_negatives=None,
+    alpha=None,
+    label_mode=None,
+    extra_negatives=None,
+    extra_labels=None,
+    in_batch_negatives=True,
+):
+    """Per-sample hard contrastive loss; the functional form of `HardContrastiveLoss`.
+
+{input_contract}
+
+    Args:
+        y_true: Integer labels `(batch,)`, or None when `label_mode` is None.
+        y_pred: Embeddings of shape `(batch, views, dim)`.
+        tau: The temperature, a positive float. Defaults to `0.2`.
+        num_negatives: Keep each anchor's `num_negatives` most similar
+            negatives. Defaults to `None`.
+        alpha: Keep each anchor's upper `alpha` quantile of negatives. When
+            neither is given, `alpha = 4095 / 50000`, the paper's setting.
+            Defaults to `None`.
+        label_mode: None, `"supervised"` or `"mask"`; see `InfoNCE`.
+            Defaults to `None`.
+{extra_negatives_args}
+
+    Returns:
+        The loss of each sample, shape `(batch,)`, in float32.
+
+{paper_reference}
+    """
+    tau = validation.check_positive_float("tau", tau)
+    num_negatives, alpha = check_negative_selection(
+        num_negatives, alpha, required=PAPER_ALPHA
+    )
+    check_num_negatives_available(
+        num_negatives, y_pred, extra_negatives, extra_labels, in_batch_negatives
+    )
+    return per_sample_losses(
+        contrastive_anchor_losses,
+        y_true,
+        y_pred,
+        label_mode,
+        extra_negatives,
+        extra_labels,
+        in_batch_negatives,
+        tau=tau,
+        num_negatives=num_negatives,
+        alpha=alpha,
+    )
+
+
+@register
+@fill_docstring
+class HardContrastiveLoss(ContrastiveLoss):
+    """The hard contrastive loss: InfoNCE over the informative negatives only.
+
+    Wang & Liu (2021) show that InfoNCE's hardness-awareness, set by `tau`,
+    trades uniformity against tolerance. Keeping only the negatives in each
+    anchor's "informative interval" (its most similar ones) enforces the
+    hardness explicitly, so a large `tau` can be used for tolerance without
+    losing uniformity: in the paper it keeps U near 3.9 at every `tau`.
+
+    A negative is kept when its similarity is at or above the anchor's
+    threshold: the `num_negatives`-th largest, or the `ceil(alpha * n)`-th
+    largest of the anchor's `n` negatives. Ties with the threshold are kept,
+    as in the paper's definition. With `num_negatives` equal to all
+    negatives the loss equals `InfoNCE`.
+
+{input_contract}
+
+    Formula:
+
+    ```python
+    # s_alpha_i: anchor i's threshold; positives always stay in
+    loss_i = -log(exp(s_ii / tau) /
+                  (exp(s_ii / tau) + sum_(s_ik >= s_alpha_i) exp(s_ik / tau)))
+    ```
+
+    Args:
+        tau: The temperature, a positive float. Defaults to `0.2`.
+        num_negatives: Keep each anchor's `num_negatives` most similar
+            negatives. Give this or `alpha`. Defaults to `None`.
+        alpha: Keep the upper `alpha` quantile (in (0, 1]) of each anchor's
+            negatives. When neither is given, `alpha = 4095 / 50000`: the
+            paper's 4095 of a 50,000-entry memory bank. Defaults to `None`.
+{common_args}
+
+    Examples:
+
+    >>> import numpy as np
+    >>> y_pred = np.random.default_rng(0).normal(size=(8, 2, 16))
+    >>> all_negatives = HardContrastiveLoss(tau=0.2, num_negatives=14)
+    >>> from keras_contrastive.losses import InfoNCE
+    >>> info_nce = InfoNCE(tau=0.2)
+    >>> bool(abs(all_negatives(None, y_pred) - info_nce(None, y_pred)) < 1e-6)
+    True
+
+    Usage with `compile()`:
+
+    ```python
+    model.compile(
+        optimizer="sgd", loss=keras_contrastive.HardContrastiveLoss(tau=0.2)
+    )
+    ```
+
+{paper_reference}
+    """
+
+    loss_fn = staticmethod(hard_contrastive_loss)
+
+    def __init__(
+        self,
+        tau=0.2,
+        num_negatives=None,
+        alpha=None,
+        label_mode=None,
+        reduction="sum_over_batch_size",
+        name="hard_contrastive_loss",
+    ):
+        super().__init__(
+            tau=tau, label_mode=label_mode, reduction=reduction, name=name
+        )
+        self.num_negatives, self.alpha = check_negative_selection(
+            num_negatives, alpha, required=PAPER_ALPHA
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"num_negatives": self.num_negatives, "alpha": self.alpha}
+        )
+        return config
