@@ -1,13 +1,23 @@
 """keras_contrastive: contrastive representation learning for Keras 3.
 
 Built on Wang & Liu, "Understanding the Behaviour of Contrastive Loss"
-(CVPR 2021). Importing the package registers every loss for `.keras` files.
+(CVPR 2021). Importing the package registers every loss and metric for `.keras` files.
 """
 
 from keras_contrastive import analysis
+from keras_contrastive import evaluation
 from keras_contrastive import losses
+from keras_contrastive import metrics
 from keras_contrastive.losses import HardContrastiveLoss
 from keras_contrastive.losses import HardSimpleContrastiveLoss
 from keras_contrastive.losses import InfoNCE
 from keras_contrastive.losses import SimpleContrastiveLoss
+from keras_contrastive.metrics import Alignment
+from keras_contrastive.metrics import ContrastiveAccuracy
+from keras_contrastive.metrics import EffectiveNegatives
+from keras_contrastive.metrics import NearestNegativeSimilarity
+from keras_contrastive.metrics import PenaltyEntropy
+from keras_contrastive.metrics import PositiveSimilarity
+from keras_contrastive.metrics import Tolerance
+from keras_contrastive.metrics import Uniformity
 from keras_contrastive.version import __version__

@@ -1,5 +1,6 @@
 """Fixtures shared by the test suite."""
 
+import gzip
 import pathlib
 
 import keras
@@ -20,9 +21,31 @@ def rng():
     return np.random.default_rng(1337)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data():
     """`../shared/data`; tests that need real data skip, saying why, without it."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (see the README)")
     return SHARED_DATA
+
+
+def read_idx(path):
+    """Reads an IDX file (the MNIST format): big-endian header, then uint8 data."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist(shared_data):
+    """Fashion-MNIST from the official files: {split: (images uint8, labels)}."""
+    folder = shared_data / "fashion_mnist"
+    return {
+        split: (
+            read_idx(folder / f"{prefix}-images-idx3-ubyte.gz"),
+            read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz").astype("int64"),
+        )
+        for split, prefix in [("train", "train"), ("test", "t10k")]
+    }

@@ -1,0 +1,45 @@
+"""Everything `tf.distribute` that the package needs, in one place.
+
+Contrastive quantities couple samples: a loss or metric over a global batch
+is not the mean of per-replica values. The helpers here let replica code see
+the global batch while keeping its own rows, so summing per-replica results
+gives exactly the single-device value.
+"""
+
+import tensorflow as tf
+
+
+def num_replicas():
+    """The number of replicas of the current strategy (1 without one)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def gather_global_batch(*tensors):
+    """Gathers tensors from every replica along axis 0.
+
+    In a replica context of a multi-replica strategy each tensor is
+    all-gathered (replica 0's rows first); `all_gather` is differentiable,
+    its gradient all-reduces and slices, so gradients reach the replica that
+    produced each row. Local batches may differ in size (a final partial
+    batch): this replica's offset is the sum of the sizes before it.
+    Elsewhere the tensors come back unchanged with offset 0.
+
+    Returns:
+        `(gathered_tensors, offset)`: a list of the gathered tensors, and the
+        row at which this replica's own rows start.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return list(tensors), 0
+    local_size = tf.shape(tensors[0])[:1]
+    sizes = context.all_gather(local_size, axis=0)
+    offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+    gathered = [_all_gather(context, tensor) for tensor in tensors]
+    return gathered, offset
+
+
+def _all_gather(context, tensor):
+    """`all_gather` along axis 0, keeping the static shape of the other axes."""
+    gathered = context.all_gather(tensor, axis=0)
+    gathered.set_shape([None] + tensor.shape[1:])
+    return gathered

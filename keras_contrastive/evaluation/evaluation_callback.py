@@ -1,0 +1,135 @@
+"""A Keras callback that evaluates the encoder during training."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_contrastive.evaluation.embedding import as_batched_dataset
+from keras_contrastive.evaluation.evaluate_encoder import evaluate_encoder
+from keras_contrastive.evaluation.similarity_table import similarity_table
+from keras_contrastive.utils import validation
+
+
+class EvaluationCallback(keras.callbacks.Callback):
+    """Runs `evaluate_encoder` every few epochs and logs what it measures.
+
+    The figures enter the epoch's `logs` as `val_knn_accuracy`,
+    `val_uniformity`, `val_tolerance` (and `val_linear_accuracy`), so
+    `EarlyStopping`, `ModelCheckpoint` and KerasTuner can monitor them: put
+    this callback before those in the `callbacks` list. With `log_dir` it
+    also writes them as TensorBoard scalars, with histograms of the positive
+    and nearest-negative similarities of up to `table_size` query images
+    (positives are two augmentations of the same image when an augmenter is
+    known, the Figure 8 comparison).
+
+    Args:
+        bank_data: The labelled reference split (usually train).
+        query_data: The evaluated split, labelled.
+        encoder: The encoder to evaluate; None uses `model.encoder` when the
+            model has one, else the model. Defaults to `None`.
+        every_n_epochs: Evaluate after every this many epochs. Defaults to
+            `1`.
+        knn_k: Neighbours of the weighted kNN. Defaults to `200`.
+        sigma: Temperature of the kNN weights. Defaults to `0.07`.
+        linear_probe_epochs: Epochs of the linear probe; 0 skips it.
+            Defaults to `0`.
+        augmenter: Callable `images -> augmented images` for the positives of
+            the histograms; None uses `model.augmenter` when present.
+            Defaults to `None`.
+        log_dir: TensorBoard log directory, or None. Defaults to `None`.
+        table_size: Query images in the similarity histograms. Defaults to
+            `1000`.
+        prefix: Prefix of the log keys. Defaults to `"val_"`.
+    """
+
+    def __init__(
+        self,
+        bank_data,
+        query_data,
+        encoder=None,
+        every_n_epochs=1,
+        knn_k=200,
+        sigma=0.07,
+        linear_probe_epochs=0,
+        augmenter=None,
+        log_dir=None,
+        table_size=1000,
+        prefix="val_",
+    ):
+        super().__init__()
+        self.bank_data = bank_data
+        self.query_data = query_data
+        self.encoder = encoder
+        self.every_n_epochs = validation.check_optional_positive_int(
+            "every_n_epochs", every_n_epochs
+        )
+        self.knn_k = knn_k
+        self.sigma = sigma
+        self.linear_probe_epochs = linear_probe_epochs
+        self.augmenter = augmenter
+        self.log_dir = log_dir
+        self.table_size = table_size
+        self.prefix = prefix
+        self._writer = None
+
+    def _encoder(self):
+        return self.encoder or getattr(self.model, "encoder", self.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        results = evaluate_encoder(
+            self._encoder(),
+            self.bank_data,
+            self.query_data,
+            knn_k=self.knn_k,
+            sigma=self.sigma,
+            linear_probe_epochs=self.linear_probe_epochs,
+        )
+        logged = {
+            self.prefix + key: value
+            for key, value in results.items()
+            if value is not None
+        }
+        if logs is not None:
+            logs.update(logged)
+        if self.log_dir is not None:
+            self._write_summaries(epoch, logged)
+
+    def _write_summaries(self, epoch, logged):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        table = self._similarity_table()
+        with self._writer.as_default(step=epoch):
+            for key, value in logged.items():
+                tf.summary.scalar(key, value)
+            if table is not None:
+                tf.summary.histogram(
+                    self.prefix + "positive_similarity", table["positive"]
+                )
+                tf.summary.histogram(
+                    self.prefix + "nearest_negative_similarity",
+                    table["negatives"][:, 0],
+                )
+        self._writer.flush()
+
+    def _similarity_table(self):
+        augmenter = self.augmenter or getattr(self.model, "augmenter", None)
+        if augmenter is None:
+            return None
+        images = np.concatenate(
+            [
+                np.asarray(batch_images)
+                for batch_images, _ in as_batched_dataset(self.query_data, 256)
+            ]
+        )[: self.table_size]
+        encoder = self._encoder()
+        anchors = encoder(augmenter(images, training=True), training=False)
+        positives = encoder(augmenter(images, training=True), training=False)
+        k = min(10, len(images) - 1)
+        return similarity_table(np.asarray(anchors), np.asarray(positives), k=k)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -1,0 +1,68 @@
+"""The evaluation callback: figures in `logs`, for monitors and TensorBoard."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_contrastive
+from keras_contrastive.evaluation import EvaluationCallback
+from keras_contrastive.evaluation import evaluate_encoder
+
+
+def two_view_model(encoder):
+    images = keras.Input((4, 4, 1))
+    noise = keras.layers.GaussianNoise(0.1)
+    views = [encoder(noise(images)) for _ in range(2)]
+    return keras.Model(images, keras.ops.stack(views, axis=1))
+
+
+@pytest.fixture
+def setup(rng):
+    encoder = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(4)]
+    )
+    labels = np.arange(64) % 4
+    images = (labels[:, None, None, None] + rng.normal(size=(64, 4, 4, 1))).astype("float32")
+    model = two_view_model(encoder)
+    model.compile(optimizer="adam", loss=keras_contrastive.InfoNCE(tau=0.5))
+    return model, encoder, images, labels
+
+
+def test_figures_reach_history_and_monitors(setup):
+    model, encoder, images, labels = setup
+    callback = EvaluationCallback((images, labels), (images[:32], labels[:32]), encoder=encoder, knn_k=5, every_n_epochs=2)
+    stopper = keras.callbacks.EarlyStopping(monitor="val_knn_accuracy", mode="max", patience=5)
+    history = model.fit(images, epochs=4, batch_size=16, verbose=0, callbacks=[callback, stopper])
+    assert len(history.history["val_knn_accuracy"]) == 2  # epochs 2 and 4
+    for key in ["val_knn_accuracy", "val_uniformity", "val_tolerance"]:
+        assert np.all(np.isfinite(history.history[key]))
+    last = evaluate_encoder(encoder, (images, labels), (images[:32], labels[:32]), knn_k=5)
+    assert history.history["val_uniformity"][-1] == pytest.approx(last["uniformity"], rel=1e-5)
+    assert stopper.best == max(history.history["val_knn_accuracy"])
+
+
+def test_tensorboard_scalars_and_histograms(setup, tmp_path):
+    model, encoder, images, labels = setup
+    callback = EvaluationCallback(
+        (images, labels),
+        (images[:32], labels[:32]),
+        encoder=encoder,
+        knn_k=5,
+        augmenter=keras.layers.GaussianNoise(0.1),
+        log_dir=str(tmp_path),
+        linear_probe_epochs=1,
+    )
+    model.fit(images, epochs=1, batch_size=16, verbose=0, callbacks=[callback])
+    tags = set()
+    for path in tmp_path.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"val_knn_accuracy", "val_uniformity", "val_tolerance", "val_linear_accuracy",
+            "val_positive_similarity", "val_nearest_negative_similarity"} <= tags
+
+
+def test_bad_every_n_epochs_raises(setup):
+    _, _, images, labels = setup
+    with pytest.raises(ValueError, match="Received: every_n_epochs=0"):
+        EvaluationCallback((images, labels), (images, labels), every_n_epochs=0)
