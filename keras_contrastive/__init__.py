@@ -5,9 +5,15 @@ Built on Wang & Liu, "Understanding the Behaviour of Contrastive Loss"
 """
 
 from keras_contrastive import analysis
+from keras_contrastive import augmentation
+from keras_contrastive import encoders
 from keras_contrastive import evaluation
 from keras_contrastive import losses
 from keras_contrastive import metrics
+from keras_contrastive import models
+from keras_contrastive import negatives
+from keras_contrastive import temperature
+from keras_contrastive.augmentation import Augmenter
 from keras_contrastive.losses import HardContrastiveLoss
 from keras_contrastive.losses import HardSimpleContrastiveLoss
 from keras_contrastive.losses import InfoNCE
@@ -20,4 +26,10 @@ from keras_contrastive.metrics import PenaltyEntropy
 from keras_contrastive.metrics import PositiveSimilarity
 from keras_contrastive.metrics import Tolerance
 from keras_contrastive.metrics import Uniformity
+from keras_contrastive.models import ContrastiveModel
+from keras_contrastive.negatives import FifoQueue
+from keras_contrastive.negatives import MemoryBank
+from keras_contrastive.temperature import ConstantTemperature
+from keras_contrastive.temperature import CosineTemperatureSchedule
+from keras_contrastive.temperature import LearnableTemperature
 from keras_contrastive.version import __version__

@@ -3,6 +3,10 @@
 import keras
 from keras import ops
 
+# Keras' own reduction (private in Keras 3), so `reduction` and
+# `sample_weight` behave exactly as in every Keras loss.
+from keras.src.losses.loss import reduce_weighted_values
+
 from keras_contrastive.api_export import register
 from keras_contrastive.utils import validation
 
@@ -86,23 +90,56 @@ class ContrastiveLoss(keras.losses.Loss):
         reduction="sum_over_batch_size",
         name=None,
     ):
-        # The loss always computes in float32 (see INPUT_CONTRACT), so Keras
-        # must not cast `y_pred` to a lower precision before `call`.
+        # The loss always computes in float32 (see INPUT_CONTRACT).
         super().__init__(name=name, reduction=reduction, dtype="float32")
         self.tau = validation.check_positive_float("tau", tau)
         self.label_mode = validation.check_label_mode(label_mode)
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        if y_true is None:
-            # Label-free data: Keras cannot convert None, and the labels are
-            # ignored unless `label_mode` asks for them (which then raises).
-            if self.label_mode is not None:
-                raise ValueError(
-                    f"`label_mode={self.label_mode!r}` needs integer labels "
-                    "in `y_true`. Received: y_true=None"
-                )
-            y_true = ops.zeros(ops.shape(y_pred)[:1], dtype="int32")
-        return super().__call__(y_true, y_pred, sample_weight)
+    def __call__(
+        self,
+        y_true,
+        y_pred,
+        sample_weight=None,
+        extra_negatives=None,
+        extra_labels=None,
+        in_batch_negatives=True,
+        **overrides,
+    ):
+        """Computes the reduced loss, as any Keras loss, with optional extras.
+
+        Args:
+            y_true: Labels `(batch,)`, or None when `label_mode` is None.
+            y_pred: Embeddings of shape `(batch, views, dim)`.
+            sample_weight: Optional per-sample weights `(batch,)`.
+            extra_negatives: Optional `(num_extra, dim)` extra candidates.
+            extra_labels: Optional `(num_extra,)` labels of the extras.
+            in_batch_negatives: Whether other samples are negatives.
+            **overrides: Stored arguments replaced for this call: a learnt
+                or scheduled `tau` (a tensor), or `label_mode`.
+        """
+        with keras.name_scope(self.name):
+            per_sample = self.per_sample_loss(
+                y_true,
+                y_pred,
+                extra_negatives=extra_negatives,
+                extra_labels=extra_labels,
+                in_batch_negatives=in_batch_negatives,
+                **overrides,
+            )
+            return self.reduce(per_sample, sample_weight)
+
+    def reduce(self, per_sample, sample_weight=None):
+        """Applies `reduction` and `sample_weight` exactly as Keras losses do.
+
+        Mean reductions also divide by the number of replicas under
+        `tf.distribute`, so per-replica gradients sum to the global mean's.
+        """
+        return reduce_weighted_values(
+            per_sample,
+            sample_weight=sample_weight,
+            reduction=self.reduction,
+            dtype="float32",
+        )
 
     def call(self, y_true, y_pred):
         return self.per_sample_loss(y_true, y_pred)
@@ -114,6 +151,7 @@ class ContrastiveLoss(keras.losses.Loss):
         extra_negatives=None,
         extra_labels=None,
         in_batch_negatives=True,
+        **overrides,
     ):
         """Returns the loss of each sample, shape `(batch,)`, unreduced.
 
@@ -126,9 +164,18 @@ class ContrastiveLoss(keras.losses.Loss):
             extra_negatives: Optional `(num_extra, dim)` extra candidates.
             extra_labels: Optional `(num_extra,)` labels of the extras.
             in_batch_negatives: Whether other samples are negatives.
+            **overrides: Stored arguments replaced for this call.
         """
         arguments = self.get_config()
         del arguments["name"], arguments["reduction"]
+        arguments.update(overrides)
+        if arguments["label_mode"] is None:
+            y_true = None
+        elif y_true is None:
+            raise ValueError(
+                f"`label_mode={arguments['label_mode']!r}` needs integer "
+                "labels in `y_true`. Received: y_true=None"
+            )
         return type(self).loss_fn(
             y_true,
             y_pred,

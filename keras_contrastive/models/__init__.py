@@ -1,0 +1,3 @@
+"""The contrastive training model."""
+
+from keras_contrastive.models.contrastive_model import ContrastiveModel
