@@ -43,3 +43,24 @@ def _all_gather(context, tensor):
     gathered = context.all_gather(tensor, axis=0)
     gathered.set_shape([None] + tensor.shape[1:])
     return gathered
+
+
+def in_multi_worker_mode():
+    """Whether the current strategy spans several workers (collective ops)."""
+    strategy = tf.distribute.get_strategy()
+    return isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and strategy.extended._in_multi_worker_mode()
+
+
+def step_logs(logs):
+    """Makes a train step's logs reducible by Keras under every strategy.
+
+    Across several workers Keras reduces each log with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on the scalars that
+    metrics return (Keras 3.15); a length-1 vector per replica reduces to the
+    same scalar.
+    """
+    if not in_multi_worker_mode():
+        return logs
+    return {key: tf.reshape(value, (1,)) for key, value in logs.items()}

@@ -6,6 +6,7 @@ import pathlib
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -19,6 +20,16 @@ def seed():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1337)
+
+
+@pytest.fixture(scope="session")
+def mirrored():
+    """One MirroredStrategy on the two logical CPUs, shared by every test.
+
+    Two strategies over the same devices in one process draw colliding
+    collective instance keys, so the session has exactly one.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
 @pytest.fixture(scope="session")

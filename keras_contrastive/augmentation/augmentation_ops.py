@@ -5,7 +5,9 @@ Every function takes a batch of float images in [0, 1] of shape
 shape `(2,)`), and draws an independent transformation per image. Being
 stateless, the same seed gives the same views anywhere: `ContrastiveModel`
 folds the step, the view index and the replica id into the seed, so views
-differ across views and replicas and a resumed run replays the same views.
+differ across views and replicas and a resumed run replays the same views
+(within one compilation mode: XLA and the default kernels map a seed to
+different numbers).
 Keras' own random layers keep their generator state in a variable that is
 mirrored across replicas, so every replica would draw the same numbers.
 """
@@ -14,20 +16,29 @@ import math
 
 import tensorflow as tf
 
+# Named rather than "auto_select", so views do not change with the device.
+# TensorFlow's XLA and default kernels still map a seed to different numbers:
+# the same seed gives the same views within one compilation mode.
+RNG_ALGORITHM = "philox"
+
 
 def fold_seed(seed, *values):
     """Derives a new stateless seed from `seed` and integers `values`."""
     for value in values:
-        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(value, "int64"))
+        seed = tf.random.experimental.stateless_fold_in(
+            seed, tf.cast(value, "int64"), alg=RNG_ALGORITHM
+        )
     return seed
 
 
 def _uniform(seed, batch, low, high):
-    return tf.random.stateless_uniform([batch], seed, minval=low, maxval=high)
+    return tf.random.stateless_uniform(
+        [batch], seed, minval=low, maxval=high, alg=RNG_ALGORITHM
+    )
 
 
 def _coin(seed, batch, probability):
-    return tf.random.stateless_uniform([batch], seed) < probability
+    return _uniform(seed, batch, 0.0, 1.0) < probability
 
 
 def _gather_rows_and_columns(images, rows, columns):

@@ -382,7 +382,7 @@ class ContrastiveModel(keras.Model):
         )
         for metric in self.contrastive_metrics:
             metric.update_state(labels, projections, sample_weight)
-        return self.get_metrics_result()
+        return distribute.step_logs(self.get_metrics_result())
 
     # --- serialisation ------------------------------------------------------
 

@@ -166,11 +166,6 @@ def test_effective_negatives_is_exp_entropy_per_anchor(rng):
 # --- distributed: equal to the single-device value on the global batch ----
 
 
-@pytest.fixture(scope="module")
-def mirrored():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-
-
 @pytest.mark.parametrize("name", METRICS)
 def test_mirrored_equals_single_device_on_the_global_batch(rng, mirrored, name):
     y_pred, labels = make_batch(rng, "clustered", batch=8)

@@ -16,11 +16,6 @@ from keras_contrastive import distribute
 GLOBAL_BATCH = 8
 
 
-@pytest.fixture(scope="module")
-def mirrored():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-
-
 def make_model(negatives="batch", views=2, batch_norm=False, sync_batch_norm=False):
     layers = [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(8)]
     if batch_norm:
