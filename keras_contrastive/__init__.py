@@ -6,14 +6,20 @@ Built on Wang & Liu, "Understanding the Behaviour of Contrastive Loss"
 
 from keras_contrastive import analysis
 from keras_contrastive import augmentation
+from keras_contrastive import data
 from keras_contrastive import encoders
 from keras_contrastive import evaluation
+from keras_contrastive import export
 from keras_contrastive import losses
 from keras_contrastive import metrics
 from keras_contrastive import models
 from keras_contrastive import negatives
 from keras_contrastive import temperature
+from keras_contrastive import tuning
 from keras_contrastive.augmentation import Augmenter
+from keras_contrastive.export import export_encoder
+from keras_contrastive.export import load_encoder
+from keras_contrastive.export import read_metadata
 from keras_contrastive.losses import HardContrastiveLoss
 from keras_contrastive.losses import HardSimpleContrastiveLoss
 from keras_contrastive.losses import InfoNCE

@@ -1,0 +1,1 @@
+"""The `keras-contrastive` command line."""

@@ -1,0 +1,161 @@
+"""`keras-contrastive`: pretrain, sweep, evaluate, export and tune from one command.
+
+    keras-contrastive pretrain                       # the embedded digits, < 5 minutes
+    keras-contrastive pretrain --dataset=fashion_mnist --manual_dir=../shared/data/fashion_mnist
+    keras-contrastive sweep --losses=info_nce,hard --taus=0.07,0.2,0.3,0.7,1.0
+    keras-contrastive evaluate --checkpoint=runs/default/model.keras
+    keras-contrastive export --checkpoint=runs/default/model.keras
+    keras-contrastive tune --max_trials=10
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+COMMANDS = ("pretrain", "sweep", "evaluate", "export", "tune")
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("dataset", "digits", "'digits' (embedded), a TFDS name, a prepared TFDS folder or an image folder.")
+flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+flags.DEFINE_string("manual_dir", None, "Official files for preparing a TFDS dataset offline.")
+flags.DEFINE_bool("download", False, "Let TFDS download the dataset.")
+flags.DEFINE_integer("train_size", 0, "Use only the first N training images (0: all).")
+flags.DEFINE_enum("encoder", "small_cnn", ["small_cnn", "resnet18", "resnet50"], "Encoder.")
+flags.DEFINE_enum("projection", "linear", ["linear", "mlp"], "Projection head.")
+flags.DEFINE_integer("projection_dim", 64, "Projection size.")
+flags.DEFINE_enum("augmentation", "paper", ["paper", "simclr"], "Augmentation recipe.")
+flags.DEFINE_enum("loss", "info_nce", ["info_nce", "hard", "simple", "hard_simple"], "Loss.")
+flags.DEFINE_float("tau", 0.2, "Temperature (initial value when learnable).")
+flags.DEFINE_integer("num_negatives", 64, "Negatives kept by the hard losses.")
+flags.DEFINE_enum("temperature", "fixed", ["fixed", "learnable", "cosine"], "Temperature kind.")
+flags.DEFINE_enum("negatives", "batch", ["batch", "local_batch", "bank", "queue"], "Negative source.")
+flags.DEFINE_integer("queue_size", 4096, "FIFO queue size.")
+flags.DEFINE_integer("epochs", 20, "Epochs.")
+flags.DEFINE_integer("batch_size", 256, "Global batch size.")
+flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd"], "Adam, or the paper's SGD (momentum 0.9, steps).")
+flags.DEFINE_float("learning_rate", 1e-3, "Learning rate (the paper's SGD: 0.03).")
+flags.DEFINE_float("weight_decay", 0.0, "Weight decay (the paper: 5e-4).")
+flags.DEFINE_enum("strategy", "none", ["none", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Mixed precision.")
+flags.DEFINE_bool("xla", False, "Compile with XLA.")
+flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_integer("knn_k", 200, "kNN neighbours.")
+flags.DEFINE_integer("linear_probe_epochs", 30, "Linear-probe epochs (0 skips it).")
+flags.DEFINE_string("output_dir", "runs/default", "Run folder (results.json, model.keras).")
+flags.DEFINE_string("export_dir", "saved_models/default", "Export folder (numbered versions).")
+flags.DEFINE_integer("verbose", 2, "Keras progress: 0 silent, 1 bar, 2 a line per epoch.")
+flags.DEFINE_list("losses", ["info_nce", "hard"], "sweep: losses.")
+flags.DEFINE_list("taus", ["0.07", "0.2", "0.3", "0.7", "1.0"], "sweep: temperatures.")
+flags.DEFINE_string("checkpoint", None, "evaluate/export: a model.keras written by pretrain.")
+flags.DEFINE_integer("max_trials", 10, "tune: trials.")
+
+CONFIG_FLAGS = (
+    "dataset", "data_dir", "manual_dir", "download", "train_size", "encoder", "projection",
+    "projection_dim", "augmentation", "loss", "tau", "num_negatives", "temperature", "negatives",
+    "queue_size", "epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "strategy",
+    "mixed_precision", "xla", "seed", "knn_k", "linear_probe_epochs", "output_dir", "export_dir",
+    "verbose",
+)
+
+
+def config_from_flags():
+    return {name: FLAGS[name].value for name in CONFIG_FLAGS}
+
+
+def run_pretrain():
+    from keras_contrastive.cli import runs
+
+    results = runs.pretrain(config_from_flags())
+    print(runs.summary(results))
+    print(f"  results           {os.path.join(FLAGS.output_dir, runs.RESULTS_FILE)}")
+
+
+def run_sweep():
+    from keras_contrastive.cli import sweep
+
+    taus = [float(tau) for tau in FLAGS.taus]
+    results = sweep.sweep(config_from_flags(), FLAGS.losses, taus)
+    rows = [{"loss": r["config"]["loss"], "tau": r["config"]["tau"], "knn_accuracy": r["knn_accuracy"],
+             "linear_accuracy": r.get("linear_accuracy"), "uniformity": r["uniformity"],
+             "tolerance": r["tolerance"]} for r in results]
+    print(sweep.markdown_table(rows))
+    print(f"table and figures in {FLAGS.output_dir}")
+
+
+def _checkpoint():
+    import keras
+
+    import keras_contrastive  # noqa: F401  (registers the custom objects)
+
+    if not FLAGS.checkpoint or not os.path.exists(FLAGS.checkpoint):
+        raise app.UsageError(f"--checkpoint must name a model.keras file. Received: {FLAGS.checkpoint!r}")
+    return keras.models.load_model(FLAGS.checkpoint)
+
+
+def run_evaluate():
+    from keras_contrastive.cli import runs
+    from keras_contrastive.data.sources import load_splits
+
+    model = _checkpoint()
+    splits = load_splits(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.download)
+    results = runs.evaluate(model, splits["train"], splits["test"], config_from_flags())
+    results.pop("similarity_table")
+    print(json.dumps(results, indent=2))
+
+
+def run_export():
+    from keras_contrastive.export.export_encoder import export_encoder
+
+    print(f"exported to {export_encoder(_checkpoint(), FLAGS.export_dir)}")
+
+
+def run_tune():
+    import keras_tuner
+
+    from keras_contrastive.augmentation.augmenter import Augmenter
+    from keras_contrastive.cli.runs import make_encoder
+    from keras_contrastive.data.sources import load_splits
+    from keras_contrastive.tuning import ContrastiveHyperModel
+    from keras_contrastive.tuning import format_summary
+    from keras_contrastive.tuning import tuning_summary
+
+    splits = load_splits(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.download)
+    (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
+    if FLAGS.train_size:
+        train_x, train_y = train_x[: FLAGS.train_size], train_y[: FLAGS.train_size]
+    shape = train_x.shape[1:]
+    hypermodel = ContrastiveHyperModel(
+        build_encoder=lambda: make_encoder(FLAGS.encoder, shape),
+        bank_data=(train_x / 255.0, train_y),
+        validation_data=(test_x / 255.0, test_y),
+        augmenter=lambda: Augmenter(shape[:2], recipe=FLAGS.augmentation),
+        projection_dim=FLAGS.projection_dim,
+        knn_k=min(FLAGS.knn_k, len(train_x)),
+        seed=FLAGS.seed,
+    )
+    tuner = keras_tuner.RandomSearch(
+        hypermodel, objective=hypermodel.objective(), max_trials=FLAGS.max_trials,
+        seed=FLAGS.seed, directory=FLAGS.output_dir, project_name="tune",
+    )
+    tuner.search(train_x, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, verbose=FLAGS.verbose)
+    print(format_summary(tuning_summary(tuner)))
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        raise app.UsageError(f"Give one command, one of {', '.join(COMMANDS)}. Received: {argv[1:]}")
+    {"pretrain": run_pretrain, "sweep": run_sweep, "evaluate": run_evaluate,
+     "export": run_export, "tune": run_tune}[argv[1]]()
+
+
+def entry_point():
+    app.run(main, argv=sys.argv)
+
+
+if __name__ == "__main__":
+    entry_point()
