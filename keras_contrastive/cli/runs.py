@@ -47,9 +47,9 @@ def make_loss(name, tau, num_negatives):
     raise ValueError(f"Unknown loss. Received: loss={name!r}")
 
 
-def make_encoder(name, image_shape):
+def make_encoder(name, image_shape, width=32):
     if name == "small_cnn":
-        return encoders.small_cnn(image_shape)
+        return encoders.small_cnn(image_shape, width=width)
     if name == "resnet18":
         return encoders.resnet18(image_shape)
     if name == "resnet50":
@@ -125,7 +125,7 @@ def pretrain(config):
             "queue": FifoQueue(config["queue_size"], seed=config["seed"]),
         }[config["negatives"]]
         model = ContrastiveModel(
-            make_encoder(config["encoder"], image_shape),
+            make_encoder(config["encoder"], image_shape, config["width"]),
             encoders.projection_head(config["projection"], config["projection_dim"]),
             Augmenter(image_shape[:2], recipe=config["augmentation"], seed=config["seed"]),
             views=1 if bank else 2,
@@ -161,18 +161,28 @@ def pretrain(config):
 
 
 def evaluate(model, train, test, config):
-    """kNN, linear probe, uniformity, tolerance and the Figure 8 table."""
-    bank_features, bank_labels = embed_dataset(model.encoder, _unit(train))
-    query_features, query_labels = embed_dataset(model.encoder, _unit(test))
+    """The paper's measures of a trained model.
+
+    As in the paper and its author code, the kNN monitor, uniformity and
+    tolerance use the L2-normalised embedding `f(x)` (the projection, what
+    the loss sees), and the linear probe the encoder's features.
+    """
+    def projection(images, training=False):
+        return _project(model, images, training)
+
+    bank, bank_labels = embed_dataset(projection, _unit(train))
+    queries, query_labels = embed_dataset(projection, _unit(test))
     results = {
         "knn_accuracy": knn_accuracy(
-            bank_features, bank_labels, query_features, query_labels, k=min(config["knn_k"], len(bank_features))
+            bank, bank_labels, queries, query_labels, k=min(config["knn_k"], len(bank))
         ),
-        **uniformity_and_tolerance(query_features, query_labels),
+        **uniformity_and_tolerance(queries, query_labels),
     }
     if config["linear_probe_epochs"]:
+        features, labels = embed_dataset(model.encoder, _unit(train))
+        test_features, test_labels = embed_dataset(model.encoder, _unit(test))
         results["linear_accuracy"] = linear_probe_accuracy(
-            bank_features, bank_labels, query_features, query_labels, epochs=config["linear_probe_epochs"]
+            features, labels, test_features, test_labels, epochs=config["linear_probe_epochs"]
         )
     images = test[0][:TABLE_SIZE]
     anchors, positives = (
@@ -187,9 +197,11 @@ def evaluate(model, train, test, config):
     return results
 
 
-def _project(model, images):
-    features = model.encoder(images, training=False)
-    return model.projector(features, training=False) if model.projector is not None else features
+def _project(model, images, training=False):
+    features = model.encoder(images, training=training)
+    if model.projector is None:
+        return features
+    return model.projector(features, training=training)
 
 
 def _unit(split):

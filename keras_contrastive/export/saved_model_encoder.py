@@ -15,7 +15,12 @@ class SavedModelEncoder(keras.layers.Layer):
     The layer applies the preprocessing the export's metadata describes
     (uint8 images are scaled to [0, 1], other sizes are resized to the
     exported image shape) and returns the encoder's features. With
-    `trainable=True` its variables train with any Keras optimizer: each
+    `trainable=True` its weights train with any Keras optimizer, while batch
+    normalisation keeps its pretrained statistics (the encoder runs in
+    inference mode, as Keras' transfer-learning guide advises: batch
+    statistics of the small downstream batches, and moving averages lagging
+    behind them, wreck a pretrained network); `update_batch_statistics=True`
+    runs it in training mode instead. Each
     restored variable is wrapped in a Keras variable that shares it, under a
     name Keras optimizers accept (`keras.layers.TFSMLayer` keeps TensorFlow's
     `:0` names, and Adam fails on them).
@@ -24,11 +29,15 @@ class SavedModelEncoder(keras.layers.Layer):
         path: The version folder written by `export_encoder`.
         trainable: Whether fine-tuning updates the encoder. Defaults to
             `False`.
+        update_batch_statistics: Whether training runs the encoder in
+            training mode (batch statistics, moving averages updated).
+            Defaults to `False`.
         **kwargs: Base `Layer` arguments.
     """
 
-    def __init__(self, path, trainable=False, **kwargs):
+    def __init__(self, path, trainable=False, update_batch_statistics=False, **kwargs):
         super().__init__(trainable=trainable, **kwargs)
+        self.update_batch_statistics = bool(update_batch_statistics)
         self.export_path = str(path)
         self.metadata = read_metadata(self.export_path)
         self.image_shape = tuple(self.metadata["image_shape"])
@@ -49,14 +58,17 @@ class SavedModelEncoder(keras.layers.Layer):
         images = to_unit_float(images)
         if tuple(images.shape[1:3]) != self.image_shape[:2]:
             images = tf.image.resize(images, self.image_shape[:2])
-        return self._restored(images, training=bool(training) and self.trainable)
+        training = bool(training) and self.trainable and self.update_batch_statistics
+        return self._restored(images, training=training)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.metadata["feature_dim"])
 
     def get_config(self):
         config = super().get_config()
-        config.update({"path": self.export_path})
+        config.update(
+            {"path": self.export_path, "update_batch_statistics": self.update_batch_statistics}
+        )
         return config
 
 
@@ -65,16 +77,20 @@ def _clean_name(name):
     return name.split(":")[0].replace("/", "_")
 
 
-def load_encoder(path, trainable=False, name=None):
+def load_encoder(path, trainable=False, update_batch_statistics=False, name=None):
     """Loads an exported encoder as a Keras 3 layer; see `SavedModelEncoder`.
 
     Args:
         path: The version folder written by `export_encoder`.
         trainable: Whether fine-tuning updates the encoder. Defaults to
             `False`.
+        update_batch_statistics: Whether training runs the encoder in
+            training mode. Defaults to `False`.
         name: Optional layer name. Defaults to `None`.
 
     Returns:
         A `SavedModelEncoder` layer from images to features.
     """
-    return SavedModelEncoder(path, trainable=trainable, name=name)
+    return SavedModelEncoder(
+        path, trainable=trainable, update_batch_statistics=update_batch_statistics, name=name
+    )

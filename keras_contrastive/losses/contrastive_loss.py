@@ -27,6 +27,12 @@ COMMON_ARGS = """\
             (SupCon, Khosla et al. 2020). `"mask"` keeps the other views of
             the same sample as the only positives and removes other samples
             with the anchor's label from the negatives. Defaults to `None`.
+        block_size: How the loss is computed. None chooses: one similarity
+            matrix, or blocks of 1,024 anchors above 16,384 x 16,384 pairs
+            (when the batch size is static). An integer forces blocks of
+            that many anchors: memory grows as `block_size x candidates`,
+            the backward pass recomputes each block, and values and
+            gradients equal the one-matrix path's. Defaults to `None`.
         reduction: Type of reduction applied to the per-sample losses, as in
             every Keras loss: `"sum_over_batch_size"`, `"sum"`, `"mean"`,
             `"mean_with_sample_weight"` or `None`. Defaults to
@@ -44,7 +50,9 @@ EXTRA_NEGATIVES_ARGS = """\
             view, `in_batch_negatives=False`); with `"mask"` it is removed;
             unlabelled extra candidates are negatives. Defaults to `None`.
         in_batch_negatives: Whether the batch's other samples are negatives.
-            Defaults to `True`."""
+            Defaults to `True`.
+        block_size: None (automatic), or anchors per block of the
+            memory-bounded path; see the loss classes. Defaults to `None`."""
 
 PAPER_REFERENCE = """\
     Reference:
@@ -77,6 +85,7 @@ class ContrastiveLoss(keras.losses.Loss):
     Args:
         tau: The temperature, a positive float.
         label_mode: See the subclasses. Defaults to `None`.
+        block_size: See the subclasses. Defaults to `None`.
         reduction: Keras reduction. Defaults to `"sum_over_batch_size"`.
         name: Optional name for the loss instance.
     """
@@ -87,6 +96,7 @@ class ContrastiveLoss(keras.losses.Loss):
         self,
         tau,
         label_mode=None,
+        block_size=None,
         reduction="sum_over_batch_size",
         name=None,
     ):
@@ -94,6 +104,9 @@ class ContrastiveLoss(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, dtype="float32")
         self.tau = validation.check_positive_float("tau", tau)
         self.label_mode = validation.check_label_mode(label_mode)
+        self.block_size = validation.check_optional_positive_int(
+            "block_size", block_size
+        )
 
     def __call__(
         self,
@@ -187,5 +200,11 @@ class ContrastiveLoss(keras.losses.Loss):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"tau": self.tau, "label_mode": self.label_mode})
+        config.update(
+            {
+                "tau": self.tau,
+                "label_mode": self.label_mode,
+                "block_size": self.block_size,
+            }
+        )
         return config

@@ -2,15 +2,17 @@
 
 A loss is computed in two steps:
 
-1. `contrastive_pairs` turns `(y_true, y_pred)` and optional extra negatives
-   into a similarity matrix between anchors (every view of every sample) and
-   candidates (every view again, then the extra negatives), with boolean masks
-   saying which candidates are each anchor's positives and negatives.
-   Candidates that are neither (the anchor itself, or same-label samples under
-   `label_mode="mask"`) take no part.
-2. A kernel (`contrastive_anchor_losses` or `simple_anchor_losses`) turns the
-   matrix into one loss per anchor; `per_sample_losses` runs both steps and
-   averages the anchors of each sample into the values Keras reduces.
+1. `contrastive_pair_set` normalises the anchors (every view of every
+   sample) and the candidates (every view again, then the extra negatives)
+   and records each one's sample, row and label; `pair_masks` turns that
+   into boolean masks saying which candidates are any anchors' positives
+   and negatives. Candidates that are neither (the anchor itself, or
+   same-label samples under `label_mode="mask"`) take no part.
+2. A kernel (`contrastive_anchor_losses` or `simple_anchor_losses`) turns a
+   similarity matrix and its masks into one loss per anchor.
+   `per_sample_losses` runs both steps, densely (one matrix) or in blocks of
+   anchors (`blocked_anchor_losses`), and averages the anchors of each
+   sample into the values Keras reduces.
 
 The kernels work on similarities rather than embeddings, so the paper's
 identities about `dL/ds_ij` can be checked on them directly.
@@ -29,8 +31,26 @@ from keras_contrastive.utils.embeddings import l2_normalize
 # The paper keeps the 4095 most similar of its 50,000-entry memory bank.
 PAPER_ALPHA = 4095 / 50000
 
-Pairs = collections.namedtuple(
-    "Pairs", ["similarities", "positive_mask", "negative_mask", "views"]
+# Above this many anchor-candidate pairs (a 16,384-view batch against
+# itself) the automatic choice is the blocked path, `AUTO_BLOCK_SIZE` anchors
+# at a time.
+AUTO_BLOCK_ENTRIES = 16384 * 16384
+AUTO_BLOCK_SIZE = 1024
+
+PairSet = collections.namedtuple(
+    "PairSet",
+    [
+        "anchors",  # (A, dim) normalised: every view of every sample
+        "candidates",  # (C, dim) normalised: the anchors, then the extras
+        "anchor_labels",  # (A,) int32, or None without label_mode
+        "candidate_sample",  # (C,) sample of each candidate, -1 for extras
+        "candidate_row",  # (C,) anchor row of each candidate, -1 for extras
+        "candidate_labels",  # (C,) int32, or None without label_mode
+        "candidate_labelled",  # (C,) bool: whether the label is known
+        "views",
+        "label_mode",
+        "in_batch_negatives",
+    ],
 )
 
 
@@ -42,26 +62,83 @@ def per_sample_losses(
     extra_negatives,
     extra_labels,
     in_batch_negatives,
+    block_size=None,
     **kernel_arguments,
 ):
-    """Runs a kernel on `contrastive_pairs` and averages each sample's views.
+    """Runs a kernel over all pairs and averages each sample's views.
+
+    Dense (one similarity matrix) or blocked (`block_size` anchors at a
+    time, recomputed in the backward pass), as `block_size` says: None
+    chooses blocked above `AUTO_BLOCK_ENTRIES` pairs. Both give the same
+    values and gradients.
 
     Returns:
         The loss of each sample, shape `(batch,)`.
     """
-    pairs = contrastive_pairs(
+    pair_set = contrastive_pair_set(
         y_true, y_pred, label_mode, extra_negatives, extra_labels, in_batch_negatives
     )
-    anchor_losses = anchor_losses_fn(
-        pairs.similarities,
-        pairs.positive_mask,
-        pairs.negative_mask,
-        **kernel_arguments,
+    block_size = _resolve_block_size(block_size, pair_set)
+    if block_size is None and _is_plain_info_nce(anchor_losses_fn, pair_set, kernel_arguments):
+        anchor_losses = plain_info_nce_anchor_losses(pair_set, kernel_arguments["tau"])
+    elif block_size is None:
+        rows = ops.arange(ops.shape(pair_set.anchors)[0])
+        positive, negative = pair_masks(pair_set, rows)
+        similarities = ops.matmul(pair_set.anchors, ops.transpose(pair_set.candidates))
+        anchor_losses = anchor_losses_fn(similarities, positive, negative, **kernel_arguments)
+    else:
+        anchor_losses = blocked_anchor_losses(
+            anchor_losses_fn, pair_set, block_size, **kernel_arguments
+        )
+    return ops.mean(ops.reshape(anchor_losses, (-1, pair_set.views)), axis=1)
+
+
+def _is_plain_info_nce(anchor_losses_fn, pair_set, kernel_arguments):
+    """InfoNCE without labels, selection or excluded in-batch samples."""
+    return (
+        anchor_losses_fn is contrastive_anchor_losses
+        and pair_set.label_mode is None
+        and pair_set.in_batch_negatives
+        and pair_set.views >= 2
+        and kernel_arguments.get("num_negatives") is None
+        and kernel_arguments.get("alpha") is None
     )
-    return ops.mean(ops.reshape(anchor_losses, (-1, pairs.views)), axis=1)
 
 
-def contrastive_pairs(
+def plain_info_nce_anchor_losses(pair_set, tau):
+    """`contrastive_anchor_losses` for the common case, without any mask.
+
+    Every candidate but the anchor itself is a positive or a negative, so
+    the denominator is the logsumexp of the whole row with `-inf` on the
+    anchor's own entry (one comparison of row ids instead of the general
+    path's several boolean masks; `set_diag` would be cheaper, but its
+    gradient needs static shapes, which XLA lacks for gathered extras), and
+    the positives' mean comes from per-sample dot products of the views,
+    `O(batch x views^2 x dim)`.
+    """
+    anchors, views = pair_set.anchors, pair_set.views
+    logits = ops.matmul(anchors, ops.transpose(pair_set.candidates)) / tau
+    rows = ops.arange(ops.shape(anchors)[0], dtype="int32")
+    is_self = ops.equal(rows[:, None], pair_set.candidate_row[None, :])
+    log_denominator = ops.logsumexp(ops.where(is_self, -math.inf, logits), axis=1)
+    per_sample = ops.reshape(anchors, (-1, views, anchors.shape[-1]))
+    view_similarities = ops.einsum("bvd,bwd->bvw", per_sample, per_sample)
+    own = ops.diagonal(view_similarities, axis1=1, axis2=2)
+    positive_sum = ops.sum(view_similarities, axis=2) - own
+    positive_mean = ops.reshape(positive_sum, (-1,)) / ((views - 1) * tau)
+    return log_denominator - positive_mean
+
+
+def _resolve_block_size(block_size, pair_set):
+    if block_size is not None:
+        return block_size
+    num_anchors, num_candidates = pair_set.anchors.shape[0], pair_set.candidates.shape[0]
+    if num_anchors is None or num_candidates is None:
+        return None
+    return AUTO_BLOCK_SIZE if num_anchors * num_candidates > AUTO_BLOCK_ENTRIES else None
+
+
+def contrastive_pair_set(
     y_true,
     y_pred,
     label_mode=None,
@@ -69,7 +146,7 @@ def contrastive_pairs(
     extra_labels=None,
     in_batch_negatives=True,
 ):
-    """Builds the anchor-candidate similarities and their pair masks.
+    """Normalises anchors and candidates and records who is who.
 
     Args:
         y_true: Integer labels of shape `(batch,)`, read only when
@@ -93,15 +170,17 @@ def contrastive_pairs(
             memory-bank setting.
 
     Returns:
-        A `Pairs` tuple: `similarities` of shape `(batch * views, candidates)`
-        in float32, boolean `positive_mask` and `negative_mask` of the same
-        shape, and `views`.
+        A `PairSet`; `pair_masks` gives any rows' positives and negatives.
     """
     validation.check_label_mode(label_mode)
     batch, views, _ = check_candidates(
         y_pred, extra_negatives, extra_labels, in_batch_negatives
     )
-    labels = None
+    anchors = flatten_views(l2_normalize(y_pred))
+    num_anchors = ops.shape(anchors)[0]
+    rows = ops.arange(num_anchors, dtype="int32")
+    candidates, candidate_sample, candidate_row = anchors, rows // views, rows
+    anchor_labels = candidate_labels = candidate_labelled = None
     if label_mode is not None:
         if y_true is None:
             raise ValueError(
@@ -109,32 +188,153 @@ def contrastive_pairs(
                 "Received: y_true=None"
             )
         validation.check_labels(y_true, batch)
-        labels = ops.repeat(ops.reshape(ops.cast(y_true, "int32"), (-1,)), views)
-
-    anchors = flatten_views(l2_normalize(y_pred))
-    num_anchors = ops.shape(anchors)[0]
-    row = ops.arange(num_anchors)
-    is_self = ops.equal(row[:, None], row[None, :])
-    same_sample = ops.equal(row[:, None] // views, row[None, :] // views)
-    positive, excluded = _in_batch_masks(
-        label_mode, labels, is_self, same_sample
-    )
-    if not in_batch_negatives:
-        excluded = ops.logical_or(excluded, ops.logical_not(same_sample))
-    negative = ops.logical_not(ops.logical_or(positive, excluded))
-    similarities = ops.matmul(anchors, ops.transpose(anchors))
-
+        anchor_labels = ops.repeat(ops.reshape(ops.cast(y_true, "int32"), (-1,)), views)
+        candidate_labels = anchor_labels
+        candidate_labelled = ops.ones((num_anchors,), "bool")
     if extra_negatives is not None:
         extra = l2_normalize(extra_negatives)
-        extra_positive, extra_negative = _extra_masks(
-            label_mode, labels, extra_labels, num_anchors, ops.shape(extra)[0]
+        num_extra = ops.shape(extra)[0]
+        candidates = ops.concatenate([anchors, extra], axis=0)
+        none = -ops.ones((num_extra,), "int32")
+        candidate_sample = ops.concatenate([candidate_sample, none], axis=0)
+        candidate_row = ops.concatenate([candidate_row, none], axis=0)
+        if label_mode is not None:
+            known = extra_labels is not None
+            labels = (
+                ops.reshape(ops.cast(extra_labels, "int32"), (-1,)) if known else none
+            )
+            candidate_labels = ops.concatenate([candidate_labels, labels], axis=0)
+            candidate_labelled = ops.concatenate(
+                [candidate_labelled, ops.full((num_extra,), known, "bool")], axis=0
+            )
+    return PairSet(
+        anchors,
+        candidates,
+        anchor_labels,
+        candidate_sample,
+        candidate_row,
+        candidate_labels,
+        candidate_labelled,
+        views,
+        label_mode,
+        in_batch_negatives,
+    )
+
+
+def pair_masks(pair_set, rows):
+    """The (positive, negative) masks of anchor `rows` against every candidate.
+
+    Rows at or past the number of anchors (padding of the blocked path) have
+    neither positives nor negatives.
+    """
+    num_anchors = ops.shape(pair_set.anchors)[0]
+    valid = rows < num_anchors
+    safe_rows = ops.minimum(rows, num_anchors - 1)
+    sample = ops.where(valid, rows // pair_set.views, -2)
+    is_self = ops.equal(rows[:, None], pair_set.candidate_row[None, :])
+    same_sample = ops.equal(sample[:, None], pair_set.candidate_sample[None, :])
+    excluded = is_self
+    if pair_set.label_mode is None:
+        positive = same_sample
+    else:
+        labels = ops.take(pair_set.anchor_labels, safe_rows, axis=0)
+        same_label = ops.logical_and(
+            ops.equal(labels[:, None], pair_set.candidate_labels[None, :]),
+            pair_set.candidate_labelled[None, :],
         )
-        similarities = ops.concatenate(
-            [similarities, ops.matmul(anchors, ops.transpose(extra))], axis=1
+        if pair_set.label_mode == "supervised":
+            positive = same_label
+        else:
+            positive = same_sample
+            excluded = ops.logical_or(
+                excluded, ops.logical_and(same_label, ops.logical_not(same_sample))
+            )
+    if not pair_set.in_batch_negatives:
+        in_batch = pair_set.candidate_row[None, :] >= 0
+        excluded = ops.logical_or(
+            excluded, ops.logical_and(in_batch, ops.logical_not(same_sample))
         )
-        positive = ops.concatenate([positive, extra_positive], axis=1)
-        negative = ops.concatenate([negative, extra_negative], axis=1)
-    return Pairs(similarities, positive, negative, views)
+    positive = ops.logical_and(
+        ops.logical_and(positive, ops.logical_not(is_self)), valid[:, None]
+    )
+    negative = ops.logical_not(ops.logical_or(positive, excluded))
+    return positive, ops.logical_and(negative, valid[:, None])
+
+
+def blocked_anchor_losses(anchor_losses_fn, pair_set, block_size, tau, **kernel_arguments):
+    """The kernel's per-anchor losses, `block_size` anchors at a time.
+
+    Memory grows as `block_size x candidates` instead of `anchors x
+    candidates`: the forward pass keeps only the per-anchor losses, and the
+    backward pass recomputes each block's similarities and differentiates
+    the same kernel on them (so values and gradients equal the dense path's),
+    accumulating the gradients of the anchors, the candidates and `tau`. The
+    anchors are padded to whole blocks, so every block has a static shape and
+    the loop compiles under XLA.
+    """
+    anchors, candidates = pair_set.anchors, pair_set.candidates
+    num_anchors = ops.shape(anchors)[0]
+    num_blocks = (num_anchors + block_size - 1) // block_size
+    padded = ops.pad(anchors, [[0, num_blocks * block_size - num_anchors], [0, 0]])
+    tau = tf.convert_to_tensor(tau, tf.float32)
+
+    def block(index, padded_anchors):
+        start = index * block_size
+        block_anchors = tf.slice(padded_anchors, [start, 0], [block_size, -1])
+        positive, negative = pair_masks(pair_set, start + tf.range(block_size))
+        return block_anchors, positive, negative
+
+    @tf.custom_gradient
+    def run(padded_anchors, candidates, tau):
+        def forward(index, losses):
+            block_anchors, positive, negative = block(index, padded_anchors)
+            similarities = tf.matmul(block_anchors, candidates, transpose_b=True)
+            values = anchor_losses_fn(similarities, positive, negative, tau, **kernel_arguments)
+            return index + 1, losses.write(index, values)
+
+        losses = tf.TensorArray(tf.float32, size=num_blocks, element_shape=[block_size])
+        _, losses = tf.while_loop(lambda i, _: i < num_blocks, forward, [0, losses])
+
+        def backward(upstream):
+            upstream = tf.reshape(upstream, (num_blocks, block_size))
+
+            def step(index, anchor_grads, candidate_grad, tau_grad):
+                block_anchors, positive, negative = block(index, padded_anchors)
+                similarities = tf.matmul(block_anchors, candidates, transpose_b=True)
+                with tf.GradientTape() as tape:
+                    tape.watch([similarities, tau])
+                    values = anchor_losses_fn(
+                        similarities, positive, negative, tau, **kernel_arguments
+                    )
+                    total = tf.reduce_sum(values * upstream[index])
+                similarity_grad, block_tau_grad = tape.gradient(
+                    total, [similarities, tau],
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                return (
+                    index + 1,
+                    anchor_grads.write(index, tf.matmul(similarity_grad, candidates)),
+                    candidate_grad + tf.matmul(similarity_grad, block_anchors, transpose_a=True),
+                    tau_grad + block_tau_grad,
+                )
+
+            anchor_grads = tf.TensorArray(
+                tf.float32, size=num_blocks, element_shape=[block_size, anchors.shape[-1]]
+            )
+            _, anchor_grads, candidate_grad, tau_grad = tf.while_loop(
+                lambda i, *_: i < num_blocks,
+                step,
+                [0, anchor_grads, tf.zeros_like(candidates), tf.zeros_like(tau)],
+            )
+            return (
+                tf.reshape(anchor_grads.stack(), tf.shape(padded_anchors)),
+                candidate_grad,
+                tau_grad,
+            )
+
+        return tf.reshape(losses.stack(), [-1]), backward
+
+    return run(padded, candidates, tau)[:num_anchors]
 
 
 def check_candidates(y_pred, extra_negatives, extra_labels, in_batch_negatives):
@@ -157,36 +357,6 @@ def check_candidates(y_pred, extra_negatives, extra_labels, in_batch_negatives):
     if has_extra:
         validation.check_extra_negatives(extra_negatives, extra_labels, dim)
     return batch, views, dim
-
-
-def _in_batch_masks(label_mode, labels, is_self, same_sample):
-    """Returns the (positive, excluded) masks among the batch's own views."""
-    not_self = ops.logical_not(is_self)
-    if label_mode == "supervised":
-        same_label = ops.equal(labels[:, None], labels[None, :])
-        return ops.logical_and(same_label, not_self), is_self
-    positive = ops.logical_and(same_sample, not_self)
-    if label_mode == "mask":
-        same_label = ops.equal(labels[:, None], labels[None, :])
-        other_sample_same_label = ops.logical_and(
-            same_label, ops.logical_not(same_sample)
-        )
-        return positive, ops.logical_or(is_self, other_sample_same_label)
-    return positive, is_self
-
-
-def _extra_masks(label_mode, labels, extra_labels, num_anchors, num_extra):
-    """Returns the (positive, negative) masks of the extra candidates."""
-    if label_mode is None or extra_labels is None:
-        everything = ops.ones((num_anchors, num_extra), dtype="bool")
-        return ops.logical_not(everything), everything
-    extra_labels = ops.reshape(ops.cast(extra_labels, "int32"), (-1,))
-    same_label = ops.equal(labels[:, None], extra_labels[None, :])
-    if label_mode == "supervised":
-        return same_label, ops.logical_not(same_label)
-    return ops.logical_not(ops.ones_like(same_label)), ops.logical_not(
-        same_label
-    )
 
 
 def max_negatives_per_anchor(y_pred, extra_negatives, in_batch_negatives):

@@ -23,6 +23,7 @@ def hard_contrastive_loss(
     extra_negatives=None,
     extra_labels=None,
     in_batch_negatives=True,
+    block_size=None,
 ):
     """Per-sample hard contrastive loss; the functional form of `HardContrastiveLoss`.
 
@@ -61,6 +62,7 @@ def hard_contrastive_loss(
         extra_negatives,
         extra_labels,
         in_batch_negatives,
+        block_size=block_size,
         tau=tau,
         num_negatives=num_negatives,
         alpha=alpha,
@@ -132,11 +134,16 @@ class HardContrastiveLoss(ContrastiveLoss):
         num_negatives=None,
         alpha=None,
         label_mode=None,
+        block_size=None,
         reduction="sum_over_batch_size",
         name="hard_contrastive_loss",
     ):
         super().__init__(
-            tau=tau, label_mode=label_mode, reduction=reduction, name=name
+            tau=tau,
+            label_mode=label_mode,
+            block_size=block_size,
+            reduction=reduction,
+            name=name,
         )
         self.num_negatives, self.alpha = check_negative_selection(
             num_negatives, alpha, required=PAPER_ALPHA

@@ -23,6 +23,7 @@ def hard_simple_contrastive_loss(
     extra_negatives=None,
     extra_labels=None,
     in_batch_negatives=True,
+    block_size=None,
 ):
     """Per-sample hard-simple loss; the functional form of `HardSimpleContrastiveLoss`.
 
@@ -63,6 +64,7 @@ def hard_simple_contrastive_loss(
         extra_negatives,
         extra_labels,
         in_batch_negatives,
+        block_size=block_size,
         tau=tau,
         lam=lam,
         num_negatives=num_negatives,
@@ -126,11 +128,16 @@ class HardSimpleContrastiveLoss(ContrastiveLoss):
         lam=None,
         tau=1.0,
         label_mode=None,
+        block_size=None,
         reduction="sum_over_batch_size",
         name="hard_simple_contrastive_loss",
     ):
         super().__init__(
-            tau=tau, label_mode=label_mode, reduction=reduction, name=name
+            tau=tau,
+            label_mode=label_mode,
+            block_size=block_size,
+            reduction=reduction,
+            name=name,
         )
         self.num_negatives, self.alpha = check_negative_selection(
             num_negatives, alpha, required=True

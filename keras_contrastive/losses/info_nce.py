@@ -18,6 +18,7 @@ def info_nce(
     extra_negatives=None,
     extra_labels=None,
     in_batch_negatives=True,
+    block_size=None,
 ):
     """Per-sample InfoNCE loss; the functional form of `InfoNCE`.
 
@@ -52,6 +53,7 @@ def info_nce(
         extra_negatives,
         extra_labels,
         in_batch_negatives,
+        block_size=block_size,
         tau=tau,
     )
 
@@ -107,9 +109,14 @@ class InfoNCE(ContrastiveLoss):
         self,
         tau=0.1,
         label_mode=None,
+        block_size=None,
         reduction="sum_over_batch_size",
         name="info_nce",
     ):
         super().__init__(
-            tau=tau, label_mode=label_mode, reduction=reduction, name=name
+            tau=tau,
+            label_mode=label_mode,
+            block_size=block_size,
+            reduction=reduction,
+            name=name,
         )

@@ -19,6 +19,7 @@ def simple_contrastive_loss(
     extra_negatives=None,
     extra_labels=None,
     in_batch_negatives=True,
+    block_size=None,
 ):
     """Per-sample simple loss; the functional form of `SimpleContrastiveLoss`.
 
@@ -49,6 +50,7 @@ def simple_contrastive_loss(
         extra_negatives,
         extra_labels,
         in_batch_negatives,
+        block_size=block_size,
         tau=tau,
         lam=lam,
     )
@@ -105,11 +107,16 @@ class SimpleContrastiveLoss(ContrastiveLoss):
         lam=None,
         tau=1.0,
         label_mode=None,
+        block_size=None,
         reduction="sum_over_batch_size",
         name="simple_contrastive_loss",
     ):
         super().__init__(
-            tau=tau, label_mode=label_mode, reduction=reduction, name=name
+            tau=tau,
+            label_mode=label_mode,
+            block_size=block_size,
+            reduction=reduction,
+            name=name,
         )
         self.lam = validation.check_optional_nonnegative_float("lam", lam)
 

@@ -1,0 +1,161 @@
+"""Loss forward+backward time and peak memory against the matmul floor.
+
+For each global batch of N samples (2N views, dim 128) and each loss path,
+one subprocess measures, in the same process and so under the same load:
+
+- the floor: the three matrix products a contrastive loss cannot avoid,
+  the forward `Z Z^T` and the two backward products `G Z` and `G^T Z`;
+- the loss's forward and backward pass (the gradient w.r.t. the
+  embeddings), median of several runs after a warm-up;
+- the peak resident memory the loss adds, against one N x N float32 matrix.
+
+    python benchmarks/loss_benchmark.py            # N in 256, 1024, 4096, 16384
+    python benchmarks/loss_benchmark.py --quick    # small N, for CI
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DIM = 128
+PATHS = {
+    # name: (loss, loss arguments, XLA)
+    "info_nce": ("info_nce", {}, False),
+    "info_nce_xla": ("info_nce", {}, True),
+    "info_nce_blocked": ("info_nce", {"block_size": 1024}, False),
+    "info_nce_blocked_xla": ("info_nce", {"block_size": 1024}, True),
+    "hard_k4095": ("hard_contrastive_loss", {"num_negatives": 4095}, False),
+    "hard_k4095_xla": ("hard_contrastive_loss", {"num_negatives": 4095}, True),
+}
+
+
+def median_seconds(fn, repeats):
+    fn()  # warm-up: tracing and compilation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def measure(path, samples, repeats):
+    """Runs in a subprocess: returns the timings and memory of one path."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_contrastive import losses
+
+    loss_name, arguments, xla = PATHS[path]
+    if loss_name == "hard_contrastive_loss":
+        arguments = {**arguments, "num_negatives": min(arguments["num_negatives"], 2 * samples - 2)}
+    functional = getattr(losses, loss_name)
+    views = 2 * samples
+    y_pred = tf.constant(np.random.default_rng(0).normal(size=(samples, 2, DIM)).astype("float32"))
+    flat = tf.reshape(y_pred, (views, DIM))
+    baseline_mb = peak_rss_mb()
+
+    @tf.function(jit_compile=xla)
+    def forward_backward(y):
+        with tf.GradientTape() as tape:
+            tape.watch(y)
+            value = tf.reduce_mean(functional(None, y, tau=0.1, **arguments))
+        return value, tape.gradient(value, y)
+
+    def run():
+        value, grad = forward_backward(y_pred)
+        grad.numpy()
+
+    # The loss runs first, so its peak memory is measured before any other
+    # N x N buffer exists in the process.
+    loss_seconds = median_seconds(run, repeats)
+    loss_peak_mb = peak_rss_mb() - baseline_mb
+    upstream = tf.constant(np.random.default_rng(1).normal(size=(views, views)).astype("float32"))
+
+    @tf.function
+    def floor():
+        logits = tf.matmul(flat, flat, transpose_b=True)
+        return (
+            tf.reduce_sum(logits)
+            + tf.reduce_sum(tf.matmul(upstream, flat))
+            + tf.reduce_sum(tf.matmul(upstream, flat, transpose_a=True))
+        )
+
+    floor_seconds = median_seconds(lambda: floor().numpy(), repeats)
+    flops = 3 * 2 * views * views * DIM
+    return {
+        "path": path,
+        "views": views,
+        "loss_ms": 1000 * loss_seconds,
+        "floor_ms": 1000 * floor_seconds,
+        "ratio": loss_seconds / floor_seconds,
+        "gflops": flops / loss_seconds / 1e9,
+        "peak_mb": loss_peak_mb,
+        "nxn_mb": views * views * 4 / 2**20,
+    }
+
+
+def run_in_subprocess(path, samples, repeats):
+    result = subprocess.run(
+        [sys.executable, __file__, "--measure", path, str(samples), str(repeats)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        return {"path": path, "views": 2 * samples, "error": result.stderr.strip().splitlines()[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def print_table(rows):
+    print("| views | path | loss ms | floor ms | loss / floor | GFLOP/s | peak MB | N x N MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['views']} | {r['path']} | failed: {r['error']} | | | | | |")
+            continue
+        print(
+            f"| {r['views']} | {r['path']} | {r['loss_ms']:.1f} | {r['floor_ms']:.1f} | "
+            f"{r['ratio']:.2f} | {r['gflops']:.0f} | {r['peak_mb']:.0f} | {r['nxn_mb']:.0f} |"
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (CI)")
+    parser.add_argument("--sizes", default=None, help="comma-separated N (samples; views are 2N)")
+    parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        path, samples, repeats = args.measure
+        print(json.dumps(measure(path, int(samples), int(repeats))))
+        return
+    sizes = args.sizes or ("128,512" if args.quick else "256,1024,4096,16384")
+    repeats = args.repeats or (2 if args.quick else 5)
+    rows = []
+    for samples in [int(n) for n in sizes.split(",")]:
+        for path in args.paths.split(","):
+            if samples > 4096 and "blocked" not in path:
+                # The dense N x N temporaries of 32,768 views exceed this
+                # machine's memory; only the blocked path runs there.
+                continue
+            rows.append(run_in_subprocess(path, samples, repeats))
+    print_table(rows)
+    if any("error" in r for r in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The benchmark scripts run in their quick mode, so they cannot rot."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def run(script):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_loss_benchmark_quick_mode():
+    result = run("loss_benchmark.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 256 ") or line.startswith("| 1024 ")]
+    assert len(rows) == 12  # two sizes, six paths
+    for row in rows:
+        ratio = float(row.split("|")[5])
+        assert ratio > 0
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_quick_mode():
+    result = run("throughput_benchmark.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| small_cnn | 32 |" in result.stdout

@@ -1,0 +1,126 @@
+"""The memory-bounded blocked path equals the dense path, values and gradients."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_contrastive as kc
+from keras_contrastive import losses
+
+FUNCTIONS = {
+    "info_nce": (losses.info_nce, {}),
+    "hard": (losses.hard_contrastive_loss, {"num_negatives": 5}),
+    "hard_alpha": (losses.hard_contrastive_loss, {"alpha": 0.3}),
+    "simple": (losses.simple_contrastive_loss, {}),
+    "hard_simple": (losses.hard_simple_contrastive_loss, {"num_negatives": 4}),
+}
+
+
+def value_and_gradients(name, y_pred, extra, labels, label_mode, block_size, tau=0.2):
+    functional, selection = FUNCTIONS[name]
+    y_pred, tau = tf.constant(y_pred), tf.constant(tau)
+    extra = None if extra is None else tf.constant(extra)
+    watched = [y_pred, tau] + ([] if extra is None else [extra])
+    with tf.GradientTape() as tape:
+        tape.watch(watched)
+        per_sample = functional(
+            labels, y_pred, tau=tau, label_mode=label_mode, extra_negatives=extra,
+            extra_labels=None if extra is None or label_mode is None else np.arange(len(extra)) % 3,
+            block_size=block_size, **selection,
+        )
+        total = tf.reduce_sum(per_sample * tf.range(1.0, len(per_sample) + 1.0))
+    return [per_sample.numpy()] + [g.numpy() for g in tape.gradient(total, watched)]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("batch, views, block_size", [(7, 2, 3), (10, 2, 8), (6, 3, 4), (5, 2, 64)])
+@pytest.mark.parametrize("with_extra", [False, True])
+def test_blocked_equals_dense(rng, name, batch, views, block_size, with_extra):
+    y_pred = rng.normal(size=(batch, views, 6)).astype("float32")
+    extra = rng.normal(size=(9, 6)).astype("float32") if with_extra else None
+    dense = value_and_gradients(name, y_pred, extra, None, None, None)
+    blocked = value_and_gradients(name, y_pred, extra, None, None, block_size)
+    for a, b in zip(dense, blocked):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("label_mode", ["supervised", "mask"])
+def test_blocked_equals_dense_with_labels(rng, name, label_mode):
+    y_pred = rng.normal(size=(9, 2, 6)).astype("float32")
+    extra = rng.normal(size=(6, 6)).astype("float32")
+    labels = np.arange(9) % 3
+    dense = value_and_gradients(name, y_pred, extra, labels, label_mode, None)
+    blocked = value_and_gradients(name, y_pred, extra, labels, label_mode, 4)
+    for a, b in zip(dense, blocked):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_memory_bank_setting_blocked(rng):
+    y_pred = rng.normal(size=(6, 1, 8)).astype("float32")
+    bank = rng.normal(size=(40, 8)).astype("float32")
+    kwargs = dict(label_mode="supervised", extra_negatives=bank, extra_labels=np.arange(40), in_batch_negatives=False)
+    dense = losses.info_nce(np.arange(6) * 3, y_pred, tau=0.1, **kwargs)
+    blocked = losses.info_nce(np.arange(6) * 3, y_pred, tau=0.1, block_size=4, **kwargs)
+    np.testing.assert_allclose(blocked, dense, rtol=1e-5)
+
+
+def test_blocked_compiles_under_xla(rng):
+    y_pred = tf.constant(rng.normal(size=(9, 2, 6)).astype("float32"))
+
+    def loss_and_grad(y, block_size):
+        with tf.GradientTape() as tape:
+            tape.watch(y)
+            value = tf.reduce_sum(losses.hard_contrastive_loss(None, y, num_negatives=4, block_size=block_size))
+        return value, tape.gradient(value, y)
+
+    compiled = tf.function(lambda y: loss_and_grad(y, 4), jit_compile=True)
+    value, grad = compiled(y_pred)
+    dense_value, dense_grad = loss_and_grad(y_pred, None)
+    np.testing.assert_allclose(value, dense_value, rtol=1e-5)
+    np.testing.assert_allclose(grad, dense_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_mirrored_step_with_blocks_equals_single_device(rng, mirrored):
+    views = rng.uniform(size=(8, 2, 4, 4, 1)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices(views).batch(8)
+
+    def one_step(strategy, block_size):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = kc.ContrastiveModel(
+                keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(6)])
+            )
+            model.compile(optimizer=keras.optimizers.SGD(0.5), loss=kc.InfoNCE(tau=0.2, block_size=block_size))
+        loss = model.fit(data, epochs=1, verbose=0).history["loss"][0]
+        return loss, model.get_weights()
+
+    single = one_step(tf.distribute.get_strategy(), None)
+    distributed = one_step(mirrored, 3)
+    assert distributed[0] == pytest.approx(single[0], abs=1e-5)
+    for a, b in zip(single[1], distributed[1]):
+        np.testing.assert_allclose(b, a, atol=1e-5)
+
+
+def test_automatic_choice_blocks_only_large_batches(monkeypatch, rng):
+    from keras_contrastive.losses import contrastive_utils
+
+    calls = []
+    original = contrastive_utils.blocked_anchor_losses
+
+    def spy(*args, **kwargs):
+        calls.append(args[2])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(contrastive_utils, "blocked_anchor_losses", spy)
+    monkeypatch.setattr(contrastive_utils, "AUTO_BLOCK_ENTRIES", 100)
+    losses.info_nce(None, rng.normal(size=(4, 2, 3)).astype("float32"))  # 64 pairs
+    assert calls == []
+    losses.info_nce(None, rng.normal(size=(8, 2, 3)).astype("float32"))  # 256 pairs
+    assert calls == [contrastive_utils.AUTO_BLOCK_SIZE]
+
+
+def test_bad_block_size_raises():
+    with pytest.raises(ValueError, match="Received: block_size=0"):
+        kc.InfoNCE(block_size=0)
