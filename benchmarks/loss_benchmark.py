@@ -4,7 +4,8 @@ For each global batch of N samples (2N views, dim 128) and each loss path,
 one subprocess measures, in the same process and so under the same load:
 
 - the floor: the three matrix products a contrastive loss cannot avoid,
-  the forward `Z Z^T` and the two backward products `G Z` and `G^T Z`;
+  the forward `Z Z^T` and the two backward products `G Z` and `G^T Z`
+  (in row blocks of 4,096, the same FLOPs);
 - the loss's forward and backward pass (the gradient w.r.t. the
   embeddings), median of several runs after a warm-up;
 - the peak resident memory the loss adds, against one N x N float32 matrix.
@@ -28,8 +29,8 @@ PATHS = {
     # name: (loss, loss arguments, XLA)
     "info_nce": ("info_nce", {}, False),
     "info_nce_xla": ("info_nce", {}, True),
-    "info_nce_blocked": ("info_nce", {"block_size": 1024}, False),
-    "info_nce_blocked_xla": ("info_nce", {"block_size": 1024}, True),
+    "info_nce_blocked": ("info_nce", {"block_size": "auto"}, False),
+    "info_nce_blocked_xla": ("info_nce", {"block_size": "auto"}, True),
     "hard_k4095": ("hard_contrastive_loss", {"num_negatives": 4095}, False),
     "hard_k4095_xla": ("hard_contrastive_loss", {"num_negatives": 4095}, True),
 }
@@ -55,8 +56,11 @@ def measure(path, samples, repeats):
     import tensorflow as tf
 
     from keras_contrastive import losses
+    from keras_contrastive.losses.contrastive_utils import auto_block_size
 
     loss_name, arguments, xla = PATHS[path]
+    if arguments.get("block_size") == "auto":
+        arguments = {**arguments, "block_size": auto_block_size(2 * samples)}
     if loss_name == "hard_contrastive_loss":
         arguments = {**arguments, "num_negatives": min(arguments["num_negatives"], 2 * samples - 2)}
     functional = getattr(losses, loss_name)
@@ -80,16 +84,20 @@ def measure(path, samples, repeats):
     # N x N buffer exists in the process.
     loss_seconds = median_seconds(run, repeats)
     loss_peak_mb = peak_rss_mb() - baseline_mb
-    upstream = tf.constant(np.random.default_rng(1).normal(size=(views, views)).astype("float32"))
+    # The floor's products, in row blocks of at most 4,096 x views (the same
+    # FLOPs; a whole views x views gradient would not fit at 65,536 views).
+    block = min(views, 4096)
+    upstream = tf.constant(np.random.default_rng(1).normal(size=(block, views)).astype("float32"))
 
     @tf.function
     def floor():
-        logits = tf.matmul(flat, flat, transpose_b=True)
-        return (
-            tf.reduce_sum(logits)
-            + tf.reduce_sum(tf.matmul(upstream, flat))
-            + tf.reduce_sum(tf.matmul(upstream, flat, transpose_a=True))
-        )
+        total = tf.constant(0.0)
+        for start in range(0, views, block):
+            rows = flat[start : start + block]
+            total += tf.reduce_sum(tf.matmul(rows, flat, transpose_b=True))
+            total += tf.reduce_sum(tf.matmul(upstream, flat))
+            total += tf.reduce_sum(tf.matmul(upstream, rows, transpose_a=True))
+        return total
 
     floor_seconds = median_seconds(lambda: floor().numpy(), repeats)
     flops = 3 * 2 * views * views * DIM

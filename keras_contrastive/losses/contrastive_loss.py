@@ -1,7 +1,6 @@
 """The base class of every contrastive loss, and their shared docstrings."""
 
 import keras
-from keras import ops
 
 # Keras' own reduction (private in Keras 3), so `reduction` and
 # `sample_weight` behave exactly as in every Keras loss.
@@ -28,8 +27,9 @@ COMMON_ARGS = """\
             the same sample as the only positives and removes other samples
             with the anchor's label from the negatives. Defaults to `None`.
         block_size: How the loss is computed. None chooses: one similarity
-            matrix, or blocks of 1,024 anchors above 16,384 x 16,384 pairs
-            (when the batch size is static). An integer forces blocks of
+            matrix, or blocks of up to 1,024 anchors (fewer when the
+            candidates are many) above 16,384 x 16,384 pairs (when the batch
+            size is static). An integer forces blocks of
             that many anchors: memory grows as `block_size x candidates`,
             the backward pass recomputes each block, and values and
             gradients equal the one-matrix path's. Defaults to `None`.

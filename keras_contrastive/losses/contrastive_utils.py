@@ -32,10 +32,17 @@ from keras_contrastive.utils.embeddings import l2_normalize
 PAPER_ALPHA = 4095 / 50000
 
 # Above this many anchor-candidate pairs (a 16,384-view batch against
-# itself) the automatic choice is the blocked path, `AUTO_BLOCK_SIZE` anchors
-# at a time.
+# itself) the automatic choice is the blocked path, with blocks of
+# `auto_block_size` anchors.
 AUTO_BLOCK_ENTRIES = 16384 * 16384
-AUTO_BLOCK_SIZE = 1024
+# A block of similarities holds at most this many entries (64 MB in float32).
+BLOCK_ENTRIES = 2**24
+
+
+def auto_block_size(num_candidates):
+    """Anchors per block: up to 1,024, fewer when the candidates are many."""
+    return max(64, min(1024, BLOCK_ENTRIES // max(num_candidates, 1)))
+
 
 PairSet = collections.namedtuple(
     "PairSet",
@@ -135,7 +142,9 @@ def _resolve_block_size(block_size, pair_set):
     num_anchors, num_candidates = pair_set.anchors.shape[0], pair_set.candidates.shape[0]
     if num_anchors is None or num_candidates is None:
         return None
-    return AUTO_BLOCK_SIZE if num_anchors * num_candidates > AUTO_BLOCK_ENTRIES else None
+    if num_anchors * num_candidates <= AUTO_BLOCK_ENTRIES:
+        return None
+    return auto_block_size(num_candidates)
 
 
 def contrastive_pair_set(
@@ -293,7 +302,10 @@ def blocked_anchor_losses(anchor_losses_fn, pair_set, block_size, tau, **kernel_
             return index + 1, losses.write(index, values)
 
         losses = tf.TensorArray(tf.float32, size=num_blocks, element_shape=[block_size])
-        _, losses = tf.while_loop(lambda i, _: i < num_blocks, forward, [0, losses])
+        # One block at a time: parallel iterations would multiply the memory.
+        _, losses = tf.while_loop(
+            lambda i, _: i < num_blocks, forward, [0, losses], parallel_iterations=1
+        )
 
         def backward(upstream):
             upstream = tf.reshape(upstream, (num_blocks, block_size))
@@ -325,6 +337,7 @@ def blocked_anchor_losses(anchor_losses_fn, pair_set, block_size, tau, **kernel_
                 lambda i, *_: i < num_blocks,
                 step,
                 [0, anchor_grads, tf.zeros_like(candidates), tf.zeros_like(tau)],
+                parallel_iterations=1,
             )
             return (
                 tf.reshape(anchor_grads.stack(), tf.shape(padded_anchors)),

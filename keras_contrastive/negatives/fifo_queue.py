@@ -6,7 +6,8 @@ from keras import ops
 
 from keras_contrastive import distribute
 from keras_contrastive.api_export import register
-from keras_contrastive.utils import validation
+from keras_contrastive.negatives.negatives_utils import add_unit_embeddings
+from keras_contrastive.negatives.negatives_utils import check_size
 from keras_contrastive.utils.embeddings import l2_normalize
 
 
@@ -31,22 +32,12 @@ class FifoQueue(keras.layers.Layer):
 
     def __init__(self, size, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.size = validation.check_optional_positive_int("size", size)
-        if self.size is None:
-            raise ValueError(f"`size` must be a positive integer. Received: size={size}")
+        self.size = check_size(size)
         self.seed = seed
 
     def build(self, input_shape):
         """Creates the entries for embeddings of shape `(..., dim)`."""
-        self.embeddings = self.add_weight(
-            shape=(self.size, input_shape[-1]),
-            initializer=keras.initializers.RandomNormal(seed=self.seed),
-            trainable=False,
-            dtype="float32",
-            aggregation="only_first_replica",
-            name="embeddings",
-        )
-        self.embeddings.assign(l2_normalize(self.embeddings))
+        self.embeddings = add_unit_embeddings(self, self.size, input_shape[-1], self.seed)
         self.position = self.add_weight(
             shape=(),
             initializer="zeros",

@@ -6,7 +6,8 @@ from keras import ops
 
 from keras_contrastive import distribute
 from keras_contrastive.api_export import register
-from keras_contrastive.utils import validation
+from keras_contrastive.negatives.negatives_utils import add_unit_embeddings
+from keras_contrastive.negatives.negatives_utils import check_size
 from keras_contrastive.utils.embeddings import l2_normalize
 
 
@@ -42,9 +43,7 @@ class MemoryBank(keras.layers.Layer):
 
     def __init__(self, size, momentum=0.5, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.size = validation.check_optional_positive_int("size", size)
-        if self.size is None:
-            raise ValueError(f"`size` must be a positive integer. Received: size={size}")
+        self.size = check_size(size)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"`momentum` must be in [0, 1). Received: momentum={momentum}")
         self.momentum = float(momentum)
@@ -52,16 +51,7 @@ class MemoryBank(keras.layers.Layer):
 
     def build(self, input_shape):
         """Creates the entries for embeddings of shape `(..., dim)`."""
-        self.embeddings = self.add_weight(
-            shape=(self.size, input_shape[-1]),
-            initializer=keras.initializers.RandomNormal(seed=self.seed),
-            trainable=False,
-            dtype="float32",
-            # Every replica computes the same update from the gathered batch.
-            aggregation="only_first_replica",
-            name="embeddings",
-        )
-        self.embeddings.assign(l2_normalize(self.embeddings))
+        self.embeddings = add_unit_embeddings(self, self.size, input_shape[-1], self.seed)
 
     def candidates(self):
         """The entries and their labels (their indices), without gradient."""

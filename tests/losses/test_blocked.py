@@ -118,7 +118,7 @@ def test_automatic_choice_blocks_only_large_batches(monkeypatch, rng):
     losses.info_nce(None, rng.normal(size=(4, 2, 3)).astype("float32"))  # 64 pairs
     assert calls == []
     losses.info_nce(None, rng.normal(size=(8, 2, 3)).astype("float32"))  # 256 pairs
-    assert calls == [contrastive_utils.AUTO_BLOCK_SIZE]
+    assert calls == [contrastive_utils.auto_block_size(16)]
 
 
 def test_bad_block_size_raises():

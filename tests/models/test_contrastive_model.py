@@ -1,6 +1,5 @@
 """ContrastiveModel on one device: data forms, XLA, precision, tau, saving."""
 
-import warnings
 
 import keras
 import numpy as np

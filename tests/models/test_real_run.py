@@ -1,7 +1,6 @@
 """A short real run: the small CNN on Fashion-MNIST beats its random initialisation."""
 
 import keras
-import numpy as np
 import pytest
 
 import keras_contrastive as kc
