@@ -167,20 +167,18 @@ def evaluate(model, train, test, config):
     tolerance use the L2-normalised embedding `f(x)` (the projection, what
     the loss sees), and the linear probe the encoder's features.
     """
-    def projection(images, training=False):
-        return _project(model, images, training)
-
-    bank, bank_labels = embed_dataset(projection, _unit(train))
-    queries, query_labels = embed_dataset(projection, _unit(test))
+    # The encoder runs once per split; the projection is applied to its
+    # features.
+    features, labels = embed_dataset(model.encoder, _unit(train))
+    test_features, test_labels = embed_dataset(model.encoder, _unit(test))
+    bank, queries = _projection(model, features), _projection(model, test_features)
     results = {
         "knn_accuracy": knn_accuracy(
-            bank, bank_labels, queries, query_labels, k=min(config["knn_k"], len(bank))
+            bank, labels, queries, test_labels, k=min(config["knn_k"], len(bank))
         ),
-        **uniformity_and_tolerance(queries, query_labels),
+        **uniformity_and_tolerance(queries, test_labels),
     }
     if config["linear_probe_epochs"]:
-        features, labels = embed_dataset(model.encoder, _unit(train))
-        test_features, test_labels = embed_dataset(model.encoder, _unit(test))
         results["linear_accuracy"] = linear_probe_accuracy(
             features, labels, test_features, test_labels, epochs=config["linear_probe_epochs"]
         )
@@ -197,11 +195,17 @@ def evaluate(model, train, test, config):
     return results
 
 
-def _project(model, images, training=False):
-    features = model.encoder(images, training=training)
+def _project(model, images):
+    features = model.encoder(images, training=False)
     if model.projector is None:
         return features
-    return model.projector(features, training=training)
+    return model.projector(features, training=False)
+
+
+def _projection(model, features):
+    if model.projector is None:
+        return features
+    return np.asarray(model.projector.predict(features, batch_size=1024, verbose=0))
 
 
 def _unit(split):

@@ -107,7 +107,7 @@ def plot_figures(all_results, folder):
     for axis, title in zip(axes, ["uniformity U", "tolerance T"]):
         axis.set(xscale="log", xlabel="tau", title=title)
         axis.legend()
-    _save(figure, folder, "uniformity_tolerance.png")
+    _save(pyplot, figure, folder, "uniformity_tolerance.png")
 
     figure, axis = pyplot.subplots(figsize=(5, 4))
     for loss, runs in by_loss.items():
@@ -117,7 +117,7 @@ def plot_figures(all_results, folder):
             axis.plot(taus, [r["linear_accuracy"] for r in runs], "s--", label=f"{loss} linear")
     axis.set(xscale="log", xlabel="tau", ylabel="accuracy", title="accuracy against tau")
     axis.legend()
-    _save(figure, folder, "accuracy.png")
+    _save(pyplot, figure, folder, "accuracy.png")
 
     for loss, runs in by_loss.items():
         figure, axes = pyplot.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.5), squeeze=False)
@@ -127,7 +127,7 @@ def plot_figures(all_results, folder):
             axis.boxplot(columns, showfliers=False)
             axis.set_xticks(range(1, len(columns) + 1), ["pos"] + [f"n{i}" for i in range(1, len(columns))], fontsize=6)
             axis.set(title=f"{loss}, tau {r['config']['tau']:g}", ylim=(-0.5, 1.05))
-        _save(figure, folder, f"positive_vs_negatives_{loss}.png")
+        _save(pyplot, figure, folder, f"positive_vs_negatives_{loss}.png")
 
     figure, axis = pyplot.subplots(figsize=(5, 4))
     similarities = np.linspace(-1.0, 1.0, 201)
@@ -137,10 +137,10 @@ def plot_figures(all_results, folder):
     axis.set(xlabel="similarity of a negative s_ij", ylabel="relative penalty r_i(s_ij)",
              title="relative penalty (negatives uniform on [-1, 1])")
     axis.legend()
-    _save(figure, folder, "relative_penalty.png")
+    _save(pyplot, figure, folder, "relative_penalty.png")
 
 
-def _save(figure, folder, name):
+def _save(pyplot, figure, folder, name):
     figure.tight_layout()
     figure.savefig(os.path.join(folder, name), dpi=100)
     figure.clear()

@@ -117,12 +117,9 @@ class EvaluationCallback(keras.callbacks.Callback):
         augmenter = self.augmenter or getattr(self.model, "augmenter", None)
         if augmenter is None:
             return None
-        images = np.concatenate(
-            [
-                np.asarray(batch_images)
-                for batch_images, _ in as_batched_dataset(self.query_data, 256)
-            ]
-        )[: self.table_size]
+        first_images = as_batched_dataset(self.query_data, self.table_size)
+        first_images = first_images.unbatch().batch(self.table_size).take(1)
+        images = np.asarray(next(iter(first_images))[0])
         encoder = self._encoder()
         anchors = encoder(augmenter(images, training=True), training=False)
         positives = encoder(augmenter(images, training=True), training=False)
