@@ -12,6 +12,7 @@ one subprocess measures, in the same process and so under the same load:
 
     python benchmarks/loss_benchmark.py            # N in 256, 1024, 4096, 16384
     python benchmarks/loss_benchmark.py --quick    # small N, for CI
+    python benchmarks/loss_benchmark.py --selection  # the hard loss's threshold
 """
 
 import argparse
@@ -25,14 +26,21 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DIM = 128
+# `label_mode="mask"` with one label per sample is the same loss through the
+# general masked kernel, differentiated by TensorFlow, and selecting with
+# `top_k`: the baseline of the fused path.
+MASKED = {"label_mode": "mask"}
 PATHS = {
     # name: (loss, loss arguments, XLA)
     "info_nce": ("info_nce", {}, False),
     "info_nce_xla": ("info_nce", {}, True),
+    "info_nce_masked": ("info_nce", MASKED, False),
+    "info_nce_masked_xla": ("info_nce", MASKED, True),
     "info_nce_blocked": ("info_nce", {"block_size": "auto"}, False),
     "info_nce_blocked_xla": ("info_nce", {"block_size": "auto"}, True),
     "hard_k4095": ("hard_contrastive_loss", {"num_negatives": 4095}, False),
     "hard_k4095_xla": ("hard_contrastive_loss", {"num_negatives": 4095}, True),
+    "hard_k4095_masked": ("hard_contrastive_loss", {"num_negatives": 4095, **MASKED}, False),
 }
 
 
@@ -66,6 +74,7 @@ def measure(path, samples, repeats):
     functional = getattr(losses, loss_name)
     views = 2 * samples
     y_pred = tf.constant(np.random.default_rng(0).normal(size=(samples, 2, DIM)).astype("float32"))
+    y_true = tf.range(samples)
     flat = tf.reshape(y_pred, (views, DIM))
     baseline_mb = peak_rss_mb()
 
@@ -73,7 +82,7 @@ def measure(path, samples, repeats):
     def forward_backward(y):
         with tf.GradientTape() as tape:
             tape.watch(y)
-            value = tf.reduce_mean(functional(None, y, tau=0.1, **arguments))
+            value = tf.reduce_mean(functional(y_true, y, tau=0.1, **arguments))
         return value, tape.gradient(value, y)
 
     def run():
@@ -113,6 +122,44 @@ def measure(path, samples, repeats):
     }
 
 
+def measure_selection(samples, repeats):
+    """The hard loss's threshold alone: the `k`-th largest of each row of a
+    views x views matrix by `top_k` (the baseline), `NthElement` and the
+    XLA bisection (what the loss uses outside and inside XLA)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_contrastive.losses.contrastive_denominator import bisection_kth_largest
+
+    views = 2 * samples
+    k = min(4095, views - 2)
+    values = tf.constant(np.random.default_rng(0).normal(size=(views, views)).astype("float32"))
+    methods = {
+        "top_k": tf.function(lambda v: tf.math.top_k(v, k, sorted=True)[0][:, -1]),
+        "nth_element": tf.function(lambda v: tf.raw_ops.NthElement(input=v, n=k - 1, reverse=True)),
+        "bisection_xla": lambda v: bisection_kth_largest(v, k),
+    }
+    results = {name: method(values).numpy() for name, method in methods.items()}
+    if not all(np.array_equal(results["top_k"], result) for result in results.values()):
+        raise AssertionError("the selection methods disagree")
+    ms = {
+        name: 1000 * median_seconds(lambda m=method: m(values).numpy(), repeats)
+        for name, method in methods.items()
+    }
+    return {"views": views, "k": k, **ms}
+
+
+def print_selection_table(rows):
+    print("| views | k | top_k ms | NthElement ms | bisection (XLA) ms | NthElement / top_k | bisection / top_k |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['views']} | {r['k']} | {r['top_k']:.1f} | {r['nth_element']:.1f} | "
+            f"{r['bisection_xla']:.1f} | {r['nth_element'] / r['top_k']:.2f} | "
+            f"{r['bisection_xla'] / r['top_k']:.2f} |"
+        )
+
+
 def run_in_subprocess(path, samples, repeats):
     result = subprocess.run(
         [sys.executable, __file__, "--measure", path, str(samples), str(repeats)],
@@ -144,6 +191,9 @@ def main():
     parser.add_argument("--sizes", default=None, help="comma-separated N (samples; views are 2N)")
     parser.add_argument("--paths", default=",".join(PATHS), help="comma-separated paths")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument(
+        "--selection", action="store_true", help="time the hard loss's threshold selection only"
+    )
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -152,6 +202,9 @@ def main():
         return
     sizes = args.sizes or ("128,512" if args.quick else "256,1024,4096,16384")
     repeats = args.repeats or (2 if args.quick else 5)
+    if args.selection:
+        print_selection_table([measure_selection(int(n), repeats) for n in sizes.split(",")])
+        return
     rows = []
     for samples in [int(n) for n in sizes.split(",")]:
         for path in args.paths.split(","):

@@ -14,6 +14,11 @@ A loss is computed in two steps:
    anchors (`blocked_anchor_losses`), and averages the anchors of each
    sample into the values Keras reduces.
 
+The common case, InfoNCE or the hard loss without labels, skips the masks:
+`plain_contrastive_anchor_losses` computes the same values with the fused,
+XLA-compiled `contrastive_denominator.log_denominators`, densely or in
+blocks.
+
 The kernels work on similarities rather than embeddings, so the paper's
 identities about `dL/ds_ij` can be checked on them directly.
 """
@@ -24,6 +29,8 @@ import math
 import tensorflow as tf
 from keras import ops
 
+from keras_contrastive.losses.contrastive_denominator import kth_largest
+from keras_contrastive.losses.contrastive_denominator import log_denominators
 from keras_contrastive.utils import validation
 from keras_contrastive.utils.embeddings import flatten_views
 from keras_contrastive.utils.embeddings import l2_normalize
@@ -86,8 +93,8 @@ def per_sample_losses(
         y_true, y_pred, label_mode, extra_negatives, extra_labels, in_batch_negatives
     )
     block_size = _resolve_block_size(block_size, pair_set)
-    if block_size is None and _is_plain_info_nce(anchor_losses_fn, pair_set, kernel_arguments):
-        anchor_losses = plain_info_nce_anchor_losses(pair_set, kernel_arguments["tau"])
+    if _is_plain_contrastive(anchor_losses_fn, pair_set):
+        anchor_losses = plain_contrastive_anchor_losses(pair_set, block_size, **kernel_arguments)
     elif block_size is None:
         rows = ops.arange(ops.shape(pair_set.anchors)[0])
         positive, negative = pair_masks(pair_set, rows)
@@ -100,34 +107,36 @@ def per_sample_losses(
     return ops.mean(ops.reshape(anchor_losses, (-1, pair_set.views)), axis=1)
 
 
-def _is_plain_info_nce(anchor_losses_fn, pair_set, kernel_arguments):
-    """InfoNCE without labels, selection or excluded in-batch samples."""
+def _is_plain_contrastive(anchor_losses_fn, pair_set):
+    """The contrastive loss without labels or excluded in-batch samples."""
     return (
         anchor_losses_fn is contrastive_anchor_losses
         and pair_set.label_mode is None
         and pair_set.in_batch_negatives
         and pair_set.views >= 2
-        and kernel_arguments.get("num_negatives") is None
-        and kernel_arguments.get("alpha") is None
     )
 
 
-def plain_info_nce_anchor_losses(pair_set, tau):
+def plain_contrastive_anchor_losses(
+    pair_set, block_size, tau, num_negatives=None, alpha=None
+):
     """`contrastive_anchor_losses` for the common case, without any mask.
 
-    Every candidate but the anchor itself is a positive or a negative, so
-    the denominator is the logsumexp of the whole row with `-inf` on the
-    anchor's own entry (one comparison of row ids instead of the general
-    path's several boolean masks; `set_diag` would be cheaper, but its
-    gradient needs static shapes, which XLA lacks for gathered extras), and
-    the positives' mean comes from per-sample dot products of the views,
-    `O(batch x views^2 x dim)`.
+    The positives are the other views of the anchor's sample, the negatives
+    every other candidate, so the denominator needs no `N x N` masks
+    (`contrastive_denominator.log_denominators`: fused under XLA, with a
+    gradient of one matrix product instead of two), and the positives' mean
+    comes from per-sample dot products of the views, `O(batch x views^2 x
+    dim)`.
     """
     anchors, views = pair_set.anchors, pair_set.views
-    logits = ops.matmul(anchors, ops.transpose(pair_set.candidates)) / tau
-    rows = ops.arange(ops.shape(anchors)[0], dtype="int32")
-    is_self = ops.equal(rows[:, None], pair_set.candidate_row[None, :])
-    log_denominator = ops.logsumexp(ops.where(is_self, -math.inf, logits), axis=1)
+    num_anchors = ops.shape(anchors)[0]
+    extras = pair_set.candidates[num_anchors:]
+    rank = num_negatives
+    if alpha is not None:
+        num_negatives_each = ops.shape(pair_set.candidates)[0] - views
+        rank = ops.cast(ops.ceil(alpha * ops.cast(num_negatives_each, "float32")), "int32")
+    log_denominator = log_denominators(anchors, extras, tau, views, rank, block_size)
     per_sample = ops.reshape(anchors, (-1, views, anchors.shape[-1]))
     view_similarities = ops.einsum("bvd,bwd->bvw", per_sample, per_sample)
     own = ops.diagonal(view_similarities, axis1=1, axis2=2)
@@ -444,32 +453,15 @@ def kept_negative_mask(similarities, negative_mask, num_negatives=None, alpha=No
     if num_negatives is None and alpha is None:
         return negative_mask
     negatives = ops.where(negative_mask, similarities, -math.inf)
-    num_candidates = similarities.shape[1] or ops.shape(similarities)[1]
     if num_negatives is not None:
-        k = (
-            min(num_negatives, num_candidates)
-            if isinstance(num_candidates, int)
-            else ops.minimum(num_negatives, num_candidates)
-        )
-        threshold = ops.top_k(negatives, k, sorted=True)[0][:, -1:]
+        ranks = ops.minimum(num_negatives, ops.shape(similarities)[1])
     else:
         counts = ops.sum(ops.cast(negative_mask, "int32"), axis=1)
         ranks = ops.cast(ops.ceil(alpha * ops.cast(counts, "float32")), "int32")
-        max_rank = _static_or_dynamic_max_rank(alpha, num_candidates)
-        top = ops.top_k(negatives, max_rank, sorted=True)[0]
-        index = ops.clip(ranks - 1, 0, max_rank - 1)
-        threshold = ops.take_along_axis(top, index[:, None], axis=1)
-        # An anchor without negatives keeps none (its threshold is -inf).
-        threshold = ops.where(ranks[:, None] > 0, threshold, math.inf)
-    return ops.logical_and(negative_mask, similarities >= threshold)
-
-
-def _static_or_dynamic_max_rank(alpha, num_candidates):
-    """`ceil(alpha * num_candidates)`, a Python int when the size is static."""
-    if isinstance(num_candidates, int):
-        return max(1, math.ceil(alpha * num_candidates))
-    rank = tf.cast(tf.math.ceil(alpha * tf.cast(num_candidates, "float32")), "int32")
-    return tf.maximum(rank, 1)
+    threshold = kth_largest(negatives, ops.maximum(ranks, 1))
+    # An anchor without negatives keeps none.
+    threshold = ops.where(ranks > 0, threshold, math.inf)
+    return ops.logical_and(negative_mask, similarities >= threshold[:, None])
 
 
 def positive_logit_mean(logits, positive_mask):

@@ -9,9 +9,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def run(script):
+def run(script, *arguments):
     return subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *arguments],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
 
@@ -21,10 +21,18 @@ def test_loss_benchmark_quick_mode():
     result = run("loss_benchmark.py")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 256 ") or line.startswith("| 1024 ")]
-    assert len(rows) == 12  # two sizes, six paths
+    assert len(rows) == 18  # two sizes, nine paths
     for row in rows:
         ratio = float(row.split("|")[5])
         assert ratio > 0
+
+
+@pytest.mark.slow
+def test_selection_benchmark_quick_mode():
+    result = run("loss_benchmark.py", "--selection")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| 256 | 254 |" in result.stdout
+    assert "| 1024 | 1022 |" in result.stdout
 
 
 @pytest.mark.slow

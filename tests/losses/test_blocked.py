@@ -103,22 +103,29 @@ def test_mirrored_step_with_blocks_equals_single_device(rng, mirrored):
         np.testing.assert_allclose(b, a, atol=1e-5)
 
 
-def test_automatic_choice_blocks_only_large_batches(monkeypatch, rng):
+@pytest.mark.parametrize("label_mode", [None, "supervised"])
+def test_automatic_choice_blocks_only_large_batches(monkeypatch, rng, label_mode):
     from keras_contrastive.losses import contrastive_utils
 
     calls = []
-    original = contrastive_utils.blocked_anchor_losses
+    # The plain loss blocks in `log_denominators`, the general one in
+    # `blocked_anchor_losses`.
+    spied = "log_denominators" if label_mode is None else "blocked_anchor_losses"
+    original = getattr(contrastive_utils, spied)
 
     def spy(*args, **kwargs):
-        calls.append(args[2])
+        block_size = args[-1] if label_mode is None else args[2]
+        if block_size is not None:
+            calls.append(block_size)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(contrastive_utils, "blocked_anchor_losses", spy)
+    monkeypatch.setattr(contrastive_utils, spied, spy)
     monkeypatch.setattr(contrastive_utils, "AUTO_BLOCK_ENTRIES", 100)
-    losses.info_nce(None, rng.normal(size=(4, 2, 3)).astype("float32"))  # 64 pairs
-    assert calls == []
-    losses.info_nce(None, rng.normal(size=(8, 2, 3)).astype("float32"))  # 256 pairs
-    assert calls == [contrastive_utils.auto_block_size(16)]
+    labels = np.arange(8) % 3
+    losses.info_nce(labels[:4], rng.normal(size=(4, 2, 3)).astype("float32"), label_mode=label_mode)
+    assert calls == []  # 64 pairs
+    losses.info_nce(labels, rng.normal(size=(8, 2, 3)).astype("float32"), label_mode=label_mode)
+    assert calls == [contrastive_utils.auto_block_size(16)]  # 256 pairs
 
 
 def test_bad_block_size_raises():

@@ -1,0 +1,356 @@
+"""The contrastive log-denominator, with a hand-written, XLA-compiled gradient.
+
+In the common case (no labels, in-batch negatives) InfoNCE and the hard
+contrastive loss spend all their `N x N` work on one quantity per anchor `i`
+(a row of `Z`, the normalised views):
+
+    lse_i = log sum_{j kept by i} exp(s_ij / tau),   s = Z C^T,   C = [Z; E]
+
+over the anchor's positives (the other views of its sample) and its kept
+negatives (`E`: extra negatives): all of them for InfoNCE, those with
+`s_ij >= t_i` for the hard loss, `t_i` being the anchor's `rank`-th largest
+negative similarity (ties at `t_i` kept, as in the paper's interval). The
+positives' part of the losses is `O(N x dim)`.
+
+Automatic differentiation of `lse` costs three matrix products (`Z C^T`,
+`W C` and `W^T Z`) and several `N x N` temporaries. Here the gradient uses
+the symmetry of the in-batch block, `s_ij = s_ji`: with
+`W_ij = u_i exp(s_ij / tau - lse_i)` over the entries anchor `i` keeps
+(upstream `u`),
+
+    dL/dZ = (W_ij + W_ji) C / tau   over the in-batch columns,
+
+and `W_ji = u_j exp(s_ij / tau - lse_j)` (where anchor `j` keeps `i`:
+`s_ij >= t_j`) is read off the same entry `s_ij`, so one fused pass builds
+`W + W^T` without a transpose and the backward pass needs one product with
+`C` (and `W_E^T Z` for the extras) instead of two. `d tau` comes from those
+products too, without another pass over the matrix.
+
+The thresholds come from `NthElement` (linear time, unlike a `top_k` that
+returns and sorts half a row), or, inside an XLA computation where that op
+does not exist, from an exact bisection on the bits of the similarities.
+Everything else is compiled with XLA, which fuses the masking, exponentials
+and reductions into the matrix's reads.
+
+The dense form keeps the similarities for the backward pass; the blocked
+form keeps only `lse` and the thresholds and recomputes `block_size` rows at
+a time, so its memory grows as `block_size x candidates`.
+"""
+
+import math
+
+import tensorflow as tf
+from tensorflow.python.framework import ops as tf_ops
+from tensorflow.python.ops import control_flow_util
+
+
+def log_denominators(anchors, extras, tau, views, rank=None, block_size=None):
+    """`log sum_{j kept by i} exp(s_ij / tau)` for every anchor `i`.
+
+    Args:
+        anchors: `(A, dim)` float32 unit vectors, sample-major (row
+            `b * views + v` is view `v` of sample `b`); they are also the
+            first `A` candidates.
+        extras: `(E, dim)` float32 unit vectors, the further candidates, all
+            negatives (`E` may be 0).
+        tau: The temperature, a positive scalar (a tensor for a learned
+            temperature: its gradient is returned).
+        views: Views per sample, a Python int.
+        rank: None to keep every negative, or the number of negatives each
+            anchor keeps (a Python int or an int32 scalar, at least 1): its
+            `rank`-th largest negative similarity is its threshold.
+        block_size: None for one `A x C` matrix, or the anchors per block of
+            the memory-bounded form.
+
+    Returns:
+        `(A,)` float32 log-denominators.
+    """
+    tau = tf.convert_to_tensor(tau, tf.float32)
+    if block_size is None:
+        return _dense_log_denominators(anchors, extras, tau, views, rank)
+    return _blocked_log_denominators(anchors, extras, tau, views, rank, block_size)
+
+
+def _pair_kinds(shape, first_row, views, num_anchors):
+    """`(is_self, same_sample)` of rows `first_row...` against the candidates.
+
+    Rows past the anchors (padding) are nobody's self and have no positives.
+    """
+    rows = first_row + tf.range(shape[0])
+    columns = tf.range(shape[1])
+    is_self = rows[:, None] == columns[None, :]
+    same_sample = tf.logical_and(
+        (rows // views)[:, None] == (columns // views)[None, :],
+        tf.logical_and((rows < num_anchors)[:, None], (columns < num_anchors)[None, :]),
+    )
+    return is_self, same_sample
+
+
+def _kept(similarities, first_row, views, num_anchors, thresholds):
+    """Which candidates enter each row's denominator: its positives and its
+    negatives at or above its threshold (every negative without one)."""
+    is_self, same_sample = _pair_kinds(tf.shape(similarities), first_row, views, num_anchors)
+    if thresholds is None:
+        return tf.logical_not(is_self)
+    above = similarities >= thresholds[:, None]
+    return tf.logical_and(tf.logical_not(is_self), tf.logical_or(same_sample, above))
+
+
+def _row_logsumexp(logits, kept):
+    """Logsumexp of each row over its kept entries (every row keeps one)."""
+    masked = tf.where(kept, logits, -math.inf)
+    peak = tf.reduce_max(masked, axis=1, keepdims=True)
+    return tf.squeeze(peak, 1) + tf.math.log(tf.reduce_sum(tf.exp(masked - peak), axis=1))
+
+
+@tf.function(jit_compile=True)
+def _similarities_and_lse(rows, first_row, candidates, tau, views, num_anchors):
+    similarities = tf.matmul(rows, candidates, transpose_b=True)
+    kept = _kept(similarities, first_row, views, num_anchors, None)
+    return similarities, _row_logsumexp(similarities / tau, kept)
+
+
+@tf.function(jit_compile=True)
+def _similarities_and_negatives(rows, first_row, candidates, views, num_anchors):
+    similarities = tf.matmul(rows, candidates, transpose_b=True)
+    is_self, same_sample = _pair_kinds(tf.shape(similarities), first_row, views, num_anchors)
+    is_negative = tf.logical_not(tf.logical_or(is_self, same_sample))
+    return similarities, tf.where(is_negative, similarities, -math.inf)
+
+
+@tf.function(jit_compile=True)
+def _thresholded_lse(similarities, first_row, thresholds, tau, views, num_anchors):
+    kept = _kept(similarities, first_row, views, num_anchors, thresholds)
+    return _row_logsumexp(similarities / tau, kept)
+
+
+def _rows_forward(rows, first_row, candidates, tau, views, num_anchors, rank):
+    """`(similarities, thresholds or None, lse)` of some anchor rows."""
+    if rank is None:
+        similarities, lse = _similarities_and_lse(
+            rows, first_row, candidates, tau, views, num_anchors
+        )
+        return similarities, None, lse
+    similarities, negatives = _similarities_and_negatives(
+        rows, first_row, candidates, views, num_anchors
+    )
+    thresholds = kth_largest(negatives, tf.minimum(rank, tf.shape(negatives)[1]))
+    lse = _thresholded_lse(similarities, first_row, thresholds, tau, views, num_anchors)
+    return similarities, thresholds, lse
+
+
+def kth_largest(values, k):
+    """The `k`-th largest entry of each row of a float32 matrix, exactly.
+
+    Args:
+        values: `(rows, columns)` float32.
+        k: An int32 scalar, or one rank per row, each in `[1, columns]`.
+
+    Returns:
+        `(rows,)` float32.
+
+    `NthElement` (linear time per row) for one `k` outside XLA; otherwise
+    `bisection_kth_largest`.
+    """
+    k = tf.convert_to_tensor(k, tf.int32)
+    in_xla = control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
+    if in_xla or k.shape.rank != 0:
+        return bisection_kth_largest(values, k)
+    return tf.raw_ops.NthElement(input=values, n=k - 1, reverse=True)
+
+
+def _order_keys(values):
+    """uint32 keys ordered as the float32 values (`-0.0` just below `0.0`)."""
+    bits = tf.bitcast(values, tf.uint32)
+    sign = tf.constant(0x80000000, tf.uint32)
+    return tf.where(bits >= sign, tf.bitwise.invert(bits), tf.bitwise.bitwise_or(bits, sign))
+
+
+def _values_of_keys(keys):
+    sign = tf.constant(0x80000000, tf.uint32)
+    bits = tf.where(keys < sign, tf.bitwise.invert(keys), tf.bitwise.bitwise_xor(keys, sign))
+    return tf.bitcast(bits, tf.float32)
+
+
+@tf.function(jit_compile=True)
+def bisection_kth_largest(values, k):
+    """`kth_largest` from 32 counting passes, compiled with XLA.
+
+    The key of the `k`-th largest entry is the largest key `v` with at least
+    `k` keys `>= v`; it is built from the most significant bit down, each
+    bit kept when the count allows.
+    """
+    keys = _order_keys(values)
+
+    def step(bit, result):
+        mask = tf.bitwise.left_shift(tf.constant(1, tf.uint32), tf.cast(bit, tf.uint32))
+        candidate = tf.bitwise.bitwise_or(result, mask)
+        count = tf.reduce_sum(tf.cast(keys >= candidate[:, None], tf.int32), axis=1)
+        return bit - 1, tf.where(count >= k, candidate, result)  # k: () or (rows,)
+
+    result = tf.zeros(tf.shape(values)[:1], tf.uint32)
+    _, result = tf.while_loop(lambda bit, _: bit >= 0, step, [31, result])
+    return _values_of_keys(result)
+
+
+def _block_gradients(
+    rows, first_row, candidates, similarities, lse, thresholds, upstream, tau, views, num_anchors
+):
+    """Gradients of `sum_i upstream_i lse_i` through some rows' entries.
+
+    `similarities` are the rows' `rows C^T`; `lse`, `thresholds` and
+    `upstream` cover every anchor (padded like `rows`). Returns the rows'
+    full gradient (as anchors and, through the symmetric term, as candidates
+    of every anchor), the extras' gradient from these rows, and a share of
+    `d tau` (the shares of all rows sum to it).
+    """
+    size = tf.shape(rows)[0]
+    logits = similarities / tau
+    row_thresholds = None if thresholds is None else tf.slice(thresholds, [first_row], [size])
+    kept = _kept(similarities, first_row, views, num_anchors, row_thresholds)
+    row_lse = tf.slice(lse, [first_row], [size])
+    row_upstream = tf.slice(upstream, [first_row], [size])
+    weights = tf.where(kept, row_upstream[:, None] * tf.exp(logits - row_lse[:, None]), 0.0)
+    # W_ji, read off s_ij: kept when anchor j keeps candidate i.
+    in_batch = similarities[:, :num_anchors]
+    is_self, same_sample = _pair_kinds(tf.shape(in_batch), first_row, views, num_anchors)
+    kept_by_column = tf.logical_not(is_self)
+    if thresholds is not None:
+        above = in_batch >= thresholds[None, :num_anchors]
+        kept_by_column = tf.logical_and(kept_by_column, tf.logical_or(same_sample, above))
+    transposed = tf.where(
+        kept_by_column,
+        upstream[None, :num_anchors] * tf.exp(logits[:, :num_anchors] - lse[None, :num_anchors]),
+        0.0,
+    )
+    extra_weights = weights[:, num_anchors:]
+    in_batch_part = tf.matmul(weights[:, :num_anchors] + transposed, candidates[:num_anchors])
+    extra_part = tf.matmul(extra_weights, candidates[num_anchors:])
+    row_grad = (in_batch_part + extra_part) / tau
+    extra_grad = tf.matmul(extra_weights, rows, transpose_a=True) / tau
+    # d tau = -sum_ij W_ij s_ij / tau^2, where sum_j W_ij s_ij = z_i . (W C)_i
+    # and, over all rows, the in-batch block of W + W^T counts each W_ij s_ij
+    # twice (s is symmetric).
+    weighted = 0.5 * in_batch_part + extra_part
+    tau_grad = -tf.reduce_sum(rows * weighted) / tau**2
+    return row_grad, extra_grad, tau_grad
+
+
+@tf.function(jit_compile=True)
+def _dense_backward(anchors, candidates, similarities, lse, thresholds, upstream, tau, views):
+    return _block_gradients(
+        anchors, 0, candidates, similarities, lse, thresholds, upstream, tau, views,
+        tf.shape(anchors)[0],
+    )
+
+
+def _blocked_forward(padded, candidates, tau, views, num_anchors, rank, block_size):
+    """`(lse, thresholds or None)` of the padded anchors, block by block."""
+    num_blocks = tf.shape(padded)[0] // block_size
+
+    def step(index, lse, thresholds):
+        first_row = index * block_size
+        rows = tf.slice(padded, [first_row, 0], [block_size, -1])
+        _, block_thresholds, block_lse = _rows_forward(
+            rows, first_row, candidates, tau, views, num_anchors, rank
+        )
+        if block_thresholds is not None:
+            thresholds = thresholds.write(index, block_thresholds)
+        return index + 1, lse.write(index, block_lse), thresholds
+
+    def blocks():
+        return tf.TensorArray(tf.float32, size=num_blocks, element_shape=[block_size])
+
+    # One block at a time: parallel iterations would multiply the memory.
+    _, lse, thresholds = tf.while_loop(
+        lambda index, *_: index < num_blocks,
+        step,
+        [0, blocks(), blocks()],
+        parallel_iterations=1,
+    )
+    flat_thresholds = None if rank is None else tf.reshape(thresholds.stack(), [-1])
+    return tf.reshape(lse.stack(), [-1]), flat_thresholds
+
+
+@tf.function(jit_compile=True)
+def _blocked_backward(padded, extras, candidates, lse, thresholds, upstream, tau, views, block_size):
+    num_blocks = tf.shape(padded)[0] // block_size
+    # Static under XLA, unlike a tensor argument, so the slices compile.
+    num_anchors = tf.shape(candidates)[0] - tf.shape(extras)[0]
+
+    def step(index, row_grads, extra_grad, tau_grad):
+        first_row = index * block_size
+        rows = tf.slice(padded, [first_row, 0], [block_size, -1])
+        similarities = tf.matmul(rows, candidates, transpose_b=True)
+        block_row_grad, block_extra_grad, block_tau_grad = _block_gradients(
+            rows, first_row, candidates, similarities, lse, thresholds, upstream, tau, views,
+            num_anchors,
+        )
+        return (
+            index + 1,
+            row_grads.write(index, block_row_grad),
+            extra_grad + tf.ensure_shape(block_extra_grad, extras.shape),
+            tau_grad + block_tau_grad,
+        )
+
+    row_grads = tf.TensorArray(
+        tf.float32, size=num_blocks, element_shape=[block_size, padded.shape[1]]
+    )
+    _, row_grads, extra_grad, tau_grad = tf.while_loop(
+        lambda index, *_: index < num_blocks,
+        step,
+        [0, row_grads, tf.zeros_like(extras), tf.zeros_like(tau)],
+        parallel_iterations=1,
+    )
+    return tf.reshape(row_grads.stack(), tf.shape(padded)), extra_grad, tau_grad
+
+
+def _detached(*tensors):
+    """The inputs without gradient tracking: the custom gradient is the only
+    one, and a recording tape would make the compiled loops keep every
+    iteration's intermediates."""
+    return [tf.stop_gradient(tensor) for tensor in tensors]
+
+
+def _dense_log_denominators(anchors, extras, tau, views, rank):
+    @tf.custom_gradient
+    def run(anchors, extras, tau):
+        anchors, extras, tau = _detached(anchors, extras, tau)
+        num_anchors = tf.shape(anchors)[0]
+        candidates = tf.concat([anchors, extras], axis=0)
+        similarities, thresholds, lse = _rows_forward(
+            anchors, 0, candidates, tau, views, num_anchors, rank
+        )
+
+        def gradient(upstream):
+            return _dense_backward(
+                anchors, candidates, similarities, lse, thresholds, upstream, tau, views
+            )
+
+        return lse, gradient
+
+    return run(anchors, extras, tau)
+
+
+def _blocked_log_denominators(anchors, extras, tau, views, rank, block_size):
+    @tf.custom_gradient
+    def run(anchors, extras, tau):
+        anchors, extras, tau = _detached(anchors, extras, tau)
+        num_anchors = tf.shape(anchors)[0]
+        padding = -num_anchors % block_size
+        padded = tf.pad(anchors, [[0, padding], [0, 0]])
+        candidates = tf.concat([anchors, extras], axis=0)
+        lse, thresholds = _blocked_forward(
+            padded, candidates, tau, views, num_anchors, rank, block_size
+        )
+
+        def gradient(upstream):
+            row_grad, extra_grad, tau_grad = _blocked_backward(
+                padded, extras, candidates, lse, thresholds, tf.pad(upstream, [[0, padding]]),
+                tau, views, block_size,
+            )
+            return row_grad[:num_anchors], extra_grad, tau_grad
+
+        return lse[:num_anchors], gradient
+
+    return run(anchors, extras, tau)

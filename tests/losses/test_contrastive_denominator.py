@@ -1,0 +1,161 @@
+"""The fused log-denominator: NumPy references for values and gradients, the
+exact selection, and equality with the general kernel it replaces."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_contrastive import losses
+from keras_contrastive.losses import contrastive_denominator
+from keras_contrastive.losses import contrastive_utils
+from tests.losses import numpy_reference
+
+
+def reference(anchors, extras, tau, views, rank, upstream):
+    """lse and the gradients of `sum_i u_i lse_i`, in float64, the textbook way
+    (`dZ = W C + (W^T Z)[:A]`, no use of symmetry)."""
+    anchors, extras = anchors.astype("float64"), extras.astype("float64")
+    candidates = np.concatenate([anchors, extras])
+    num_anchors = len(anchors)
+    similarities = anchors @ candidates.T
+    sample = np.arange(num_anchors) // views
+    kept = np.ones_like(similarities, dtype=bool)
+    for i in range(num_anchors):
+        kept[i, i] = False
+        positive = np.zeros(len(candidates), bool)
+        positive[:num_anchors] = sample == sample[i]
+        positive[i] = False
+        negative = ~positive
+        negative[i] = False
+        if rank is not None:
+            ordered = np.sort(similarities[i, negative])[::-1]
+            threshold = ordered[min(rank, len(ordered)) - 1]
+            kept[i] = positive | (negative & (similarities[i] >= threshold))
+    logits = np.where(kept, similarities / tau, -np.inf)
+    peak = logits.max(axis=1, keepdims=True)
+    lse = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1))
+    weights = upstream[:, None] * np.exp(logits - lse[:, None])
+    candidate_grad = weights.T @ anchors / tau
+    anchor_grad = weights @ candidates / tau + candidate_grad[:num_anchors]
+    tau_grad = -(weights * similarities).sum() / tau**2
+    return lse, anchor_grad, candidate_grad[num_anchors:], tau_grad
+
+
+def compute(anchors, extras, tau, views, rank, upstream, block_size, xla=False):
+    def run(anchors, extras, tau):
+        with tf.GradientTape() as tape:
+            tape.watch([anchors, extras, tau])
+            lse = contrastive_denominator.log_denominators(
+                anchors, extras, tau, views, rank, block_size
+            )
+            total = tf.reduce_sum(lse * upstream)
+        return [lse] + tape.gradient(total, [anchors, extras, tau])
+
+    if xla:
+        run = tf.function(run, jit_compile=True)
+    tensors = [tf.constant(anchors), tf.constant(extras), tf.constant(tau, tf.float32)]
+    return [t.numpy() for t in run(*tensors)]
+
+
+def unit_rows(rng, count, clustered=False):
+    x = rng.normal(size=(count, 8))
+    if clustered:  # many near-ties, as in a collapsing encoder
+        x = x[:, :1] * 3 + 0.05 * x
+    return numpy_reference.normalize(x).astype("float32")
+
+
+@pytest.mark.parametrize("rank", [None, 1, 4, 1000])
+@pytest.mark.parametrize("views, num_extras", [(2, 0), (2, 5), (3, 4)])
+@pytest.mark.parametrize("block_size", [None, 3, 64])
+@pytest.mark.parametrize("tau", [0.05, 0.5])
+def test_matches_the_numpy_reference(rng, rank, views, num_extras, block_size, tau):
+    anchors = unit_rows(rng, 7 * views)
+    extras = unit_rows(rng, num_extras)
+    upstream = rng.uniform(0.5, 2.0, size=len(anchors)).astype("float32")
+    expected = reference(anchors, extras, tau, views, rank, upstream)
+    got = compute(anchors, extras, tau, views, rank, upstream, block_size)
+    for name, a, b in zip(["lse", "anchors", "extras", "tau"], expected, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("block_size", [None, 4])
+def test_under_xla_matches_the_numpy_reference(rng, block_size):
+    """Inside XLA the threshold comes from the bisection, not NthElement."""
+    anchors, extras = unit_rows(rng, 18, clustered=True), unit_rows(rng, 6)
+    upstream = np.ones(18, "float32")
+    expected = reference(anchors, extras, 0.1, 2, 5, upstream)
+    got = compute(anchors, extras, 0.1, 2, 5, upstream, block_size, xla=True)
+    for name, a, b in zip(["lse", "anchors", "extras", "tau"], expected, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def kth_largest_cases(rng):
+    random = rng.normal(size=(6, 40)).astype("float32")
+    ties = np.round(random * 2) / 2
+    special = np.array(
+        [[-np.inf, -0.0, 0.0, 1e-40, -1e-40, np.inf, 3.0, -3.0]] * 3, "float32"
+    )
+    equal = np.full((2, 9), 0.25, "float32")
+    return [random, ties, special, equal, -np.abs(random)]
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_kth_largest_is_exact(rng, xla):
+    select = contrastive_denominator.kth_largest
+    if xla:
+        select = tf.function(select, jit_compile=True)
+    for values in kth_largest_cases(rng):
+        descending = -np.sort(-values, axis=1)
+        for k in sorted({1, 2, values.shape[1] // 2, values.shape[1]}):
+            got = select(tf.constant(values), tf.constant(k)).numpy()
+            np.testing.assert_array_equal(got, descending[:, k - 1], err_msg=f"k={k}")
+
+
+def test_kth_largest_takes_one_rank_per_row(rng):
+    values = rng.normal(size=(5, 12)).astype("float32")
+    ranks = np.array([1, 12, 3, 7, 3], "int32")
+    expected = -np.sort(-values, axis=1)[np.arange(5), ranks - 1]
+    got = contrastive_denominator.kth_largest(tf.constant(values), tf.constant(ranks))
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_bisection_equals_nth_element(rng):
+    for values in kth_largest_cases(rng):
+        for k in [1, 3, values.shape[1]]:
+            bisection = contrastive_denominator.bisection_kth_largest(values, k)
+            nth = contrastive_denominator.kth_largest(tf.constant(values), k)
+            np.testing.assert_array_equal(bisection, nth)
+
+
+FUNCTIONS = {
+    "info_nce": (losses.info_nce, {}),
+    "hard_k": (losses.hard_contrastive_loss, {"num_negatives": 6}),
+    "hard_alpha": (losses.hard_contrastive_loss, {"alpha": 0.3}),
+}
+
+
+def loss_and_gradients(name, y_pred, extra, tau, block_size):
+    functional, selection = FUNCTIONS[name]
+    y_pred, extra, tau = tf.constant(y_pred), tf.constant(extra), tf.constant(tau)
+    with tf.GradientTape() as tape:
+        tape.watch([y_pred, extra, tau])
+        per_sample = functional(
+            None, y_pred, tau=tau, extra_negatives=extra, block_size=block_size, **selection
+        )
+        total = tf.reduce_sum(per_sample * tf.range(1.0, len(per_sample) + 1.0))
+    return [per_sample.numpy()] + [g.numpy() for g in tape.gradient(total, [y_pred, extra, tau])]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("block_size", [None, 5])
+@pytest.mark.parametrize("clustered", [False, True])
+def test_fast_path_equals_the_general_kernel(monkeypatch, rng, name, block_size, clustered):
+    """Loss values and gradients (embeddings, extras, tau) of the fused path
+    equal those of the masked kernel differentiated by TensorFlow."""
+    y_pred = unit_rows(rng, 18, clustered).reshape(9, 2, 8) * 3.0
+    extra = unit_rows(rng, 7)
+    fast = loss_and_gradients(name, y_pred, extra, 0.1, block_size)
+    monkeypatch.setattr(contrastive_utils, "_is_plain_contrastive", lambda *_: False)
+    general = loss_and_gradients(name, y_pred, extra, 0.1, block_size)
+    for a, b in zip(general, fast):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
