@@ -29,8 +29,10 @@ products too, without another pass over the matrix.
 The thresholds come from `NthElement` (linear time, unlike a `top_k` that
 returns and sorts half a row), or, inside an XLA computation where that op
 does not exist, from an exact bisection on the bits of the similarities.
-Everything else is compiled with XLA, which fuses the masking, exponentials
-and reductions into the matrix's reads.
+The elementwise passes are compiled with XLA, which fuses the masking,
+exponentials and reductions into one read of the matrix; the matrix
+products stay TensorFlow's, faster on CPU than XLA's (inside an XLA
+computation, as under `jit_compile=True`, everything is XLA's).
 
 The dense form keeps the similarities for the backward pass; the blocked
 form keeps only `lse` and the thresholds and recomputes `block_size` rows at
@@ -104,38 +106,26 @@ def _row_logsumexp(logits, kept):
 
 
 @tf.function(jit_compile=True)
-def _similarities_and_lse(rows, first_row, candidates, tau, views, num_anchors):
-    similarities = tf.matmul(rows, candidates, transpose_b=True)
-    kept = _kept(similarities, first_row, views, num_anchors, None)
-    return similarities, _row_logsumexp(similarities / tau, kept)
-
-
-@tf.function(jit_compile=True)
-def _similarities_and_negatives(rows, first_row, candidates, views, num_anchors):
-    similarities = tf.matmul(rows, candidates, transpose_b=True)
+def _negatives_only(similarities, first_row, views, num_anchors):
     is_self, same_sample = _pair_kinds(tf.shape(similarities), first_row, views, num_anchors)
     is_negative = tf.logical_not(tf.logical_or(is_self, same_sample))
-    return similarities, tf.where(is_negative, similarities, -math.inf)
+    return tf.where(is_negative, similarities, -math.inf)
 
 
 @tf.function(jit_compile=True)
-def _thresholded_lse(similarities, first_row, thresholds, tau, views, num_anchors):
+def _kept_lse(similarities, first_row, thresholds, tau, views, num_anchors):
     kept = _kept(similarities, first_row, views, num_anchors, thresholds)
     return _row_logsumexp(similarities / tau, kept)
 
 
 def _rows_forward(rows, first_row, candidates, tau, views, num_anchors, rank):
     """`(similarities, thresholds or None, lse)` of some anchor rows."""
-    if rank is None:
-        similarities, lse = _similarities_and_lse(
-            rows, first_row, candidates, tau, views, num_anchors
-        )
-        return similarities, None, lse
-    similarities, negatives = _similarities_and_negatives(
-        rows, first_row, candidates, views, num_anchors
-    )
-    thresholds = kth_largest(negatives, tf.minimum(rank, tf.shape(negatives)[1]))
-    lse = _thresholded_lse(similarities, first_row, thresholds, tau, views, num_anchors)
+    similarities = tf.matmul(rows, candidates, transpose_b=True)
+    thresholds = None
+    if rank is not None:
+        negatives = _negatives_only(similarities, first_row, views, num_anchors)
+        thresholds = kth_largest(negatives, tf.minimum(rank, tf.shape(negatives)[1]))
+    lse = _kept_lse(similarities, first_row, thresholds, tau, views, num_anchors)
     return similarities, thresholds, lse
 
 
@@ -193,38 +183,20 @@ def bisection_kth_largest(values, k):
     return _values_of_keys(result)
 
 
-def _block_gradients(
-    rows, first_row, candidates, similarities, lse, thresholds, upstream, tau, views, num_anchors
-):
+def _block_gradients(rows, first_row, candidates, similarities, row_state, column_state, tau, views):
     """Gradients of `sum_i upstream_i lse_i` through some rows' entries.
 
-    `similarities` are the rows' `rows C^T`; `lse`, `thresholds` and
-    `upstream` cover every anchor (padded like `rows`). Returns the rows'
-    full gradient (as anchors and, through the symmetric term, as candidates
-    of every anchor), the extras' gradient from these rows, and a share of
-    `d tau` (the shares of all rows sum to it).
+    `similarities` are the rows' `rows C^T`; `row_state` holds the rows'
+    `(lse, upstream, thresholds or None)`, `column_state` every anchor's.
+    Returns the rows' full gradient (as anchors and, through the symmetric
+    term, as candidates of every anchor), the extras' gradient from these
+    rows, and a share of `d tau` (the shares of all rows sum to it).
     """
-    size = tf.shape(rows)[0]
-    logits = similarities / tau
-    row_thresholds = None if thresholds is None else tf.slice(thresholds, [first_row], [size])
-    kept = _kept(similarities, first_row, views, num_anchors, row_thresholds)
-    row_lse = tf.slice(lse, [first_row], [size])
-    row_upstream = tf.slice(upstream, [first_row], [size])
-    weights = tf.where(kept, row_upstream[:, None] * tf.exp(logits - row_lse[:, None]), 0.0)
-    # W_ji, read off s_ij: kept when anchor j keeps candidate i.
-    in_batch = similarities[:, :num_anchors]
-    is_self, same_sample = _pair_kinds(tf.shape(in_batch), first_row, views, num_anchors)
-    kept_by_column = tf.logical_not(is_self)
-    if thresholds is not None:
-        above = in_batch >= thresholds[None, :num_anchors]
-        kept_by_column = tf.logical_and(kept_by_column, tf.logical_or(same_sample, above))
-    transposed = tf.where(
-        kept_by_column,
-        upstream[None, :num_anchors] * tf.exp(logits[:, :num_anchors] - lse[None, :num_anchors]),
-        0.0,
+    num_anchors = tf.shape(column_state[0])[0]
+    in_batch_weights, extra_weights = _gradient_weights(
+        similarities, first_row, *row_state, *column_state, tau, views
     )
-    extra_weights = weights[:, num_anchors:]
-    in_batch_part = tf.matmul(weights[:, :num_anchors] + transposed, candidates[:num_anchors])
+    in_batch_part = tf.matmul(in_batch_weights, candidates[:num_anchors])
     extra_part = tf.matmul(extra_weights, candidates[num_anchors:])
     row_grad = (in_batch_part + extra_part) / tau
     extra_grad = tf.matmul(extra_weights, rows, transpose_a=True) / tau
@@ -237,11 +209,49 @@ def _block_gradients(
 
 
 @tf.function(jit_compile=True)
-def _dense_backward(anchors, candidates, similarities, lse, thresholds, upstream, tau, views):
-    return _block_gradients(
-        anchors, 0, candidates, similarities, lse, thresholds, upstream, tau, views,
-        tf.shape(anchors)[0],
+def _gradient_weights(
+    similarities,
+    first_row,
+    row_lse,
+    row_upstream,
+    row_thresholds,
+    column_lse,
+    column_upstream,
+    column_thresholds,
+    tau,
+    views,
+):
+    """`W + W^T` over the in-batch columns and `W` over the extras, in one
+    fused pass over the rows' similarities."""
+    num_anchors = tf.shape(column_lse)[0]
+    logits = similarities / tau
+    kept = _kept(similarities, first_row, views, num_anchors, row_thresholds)
+    weights = tf.where(kept, row_upstream[:, None] * tf.exp(logits - row_lse[:, None]), 0.0)
+    # W_ji, read off s_ij: kept when anchor j keeps candidate i.
+    in_batch = similarities[:, :num_anchors]
+    is_self, same_sample = _pair_kinds(tf.shape(in_batch), first_row, views, num_anchors)
+    kept_by_column = tf.logical_not(is_self)
+    if column_thresholds is not None:
+        above = in_batch >= column_thresholds[None, :]
+        kept_by_column = tf.logical_and(kept_by_column, tf.logical_or(same_sample, above))
+    transposed = tf.where(
+        kept_by_column,
+        column_upstream[None, :] * tf.exp(logits[:, :num_anchors] - column_lse[None, :]),
+        0.0,
     )
+    return weights[:, :num_anchors] + transposed, weights[:, num_anchors:]
+
+
+def _blocked_loop(num_blocks, step, initial):
+    """`step(index, *state)` for every block, one block at a time (parallel
+    iterations would multiply the memory)."""
+    return tf.while_loop(
+        lambda index, *_: index < num_blocks, step, [0, *initial], parallel_iterations=1
+    )[1:]
+
+
+def _block_array(num_blocks, element_shape):
+    return tf.TensorArray(tf.float32, size=num_blocks, element_shape=element_shape)
 
 
 def _blocked_forward(padded, candidates, tau, views, num_anchors, rank, block_size):
@@ -258,33 +268,27 @@ def _blocked_forward(padded, candidates, tau, views, num_anchors, rank, block_si
             thresholds = thresholds.write(index, block_thresholds)
         return index + 1, lse.write(index, block_lse), thresholds
 
-    def blocks():
-        return tf.TensorArray(tf.float32, size=num_blocks, element_shape=[block_size])
-
-    # One block at a time: parallel iterations would multiply the memory.
-    _, lse, thresholds = tf.while_loop(
-        lambda index, *_: index < num_blocks,
-        step,
-        [0, blocks(), blocks()],
-        parallel_iterations=1,
-    )
+    blocks = [_block_array(num_blocks, [block_size]) for _ in range(2)]
+    lse, thresholds = _blocked_loop(num_blocks, step, blocks)
     flat_thresholds = None if rank is None else tf.reshape(thresholds.stack(), [-1])
     return tf.reshape(lse.stack(), [-1]), flat_thresholds
 
 
-@tf.function(jit_compile=True)
-def _blocked_backward(padded, extras, candidates, lse, thresholds, upstream, tau, views, block_size):
+def _blocked_backward(padded, extras, candidates, row_state, column_state, tau, views, block_size):
+    """The gradients of the padded anchors, the extras and `tau`, block by
+    block; `row_state` is padded like the anchors."""
     num_blocks = tf.shape(padded)[0] // block_size
-    # Static under XLA, unlike a tensor argument, so the slices compile.
-    num_anchors = tf.shape(candidates)[0] - tf.shape(extras)[0]
 
     def step(index, row_grads, extra_grad, tau_grad):
         first_row = index * block_size
         rows = tf.slice(padded, [first_row, 0], [block_size, -1])
+        block_state = [
+            None if state is None else tf.slice(state, [first_row], [block_size])
+            for state in row_state
+        ]
         similarities = tf.matmul(rows, candidates, transpose_b=True)
         block_row_grad, block_extra_grad, block_tau_grad = _block_gradients(
-            rows, first_row, candidates, similarities, lse, thresholds, upstream, tau, views,
-            num_anchors,
+            rows, first_row, candidates, similarities, block_state, column_state, tau, views
         )
         return (
             index + 1,
@@ -293,15 +297,12 @@ def _blocked_backward(padded, extras, candidates, lse, thresholds, upstream, tau
             tau_grad + block_tau_grad,
         )
 
-    row_grads = tf.TensorArray(
-        tf.float32, size=num_blocks, element_shape=[block_size, padded.shape[1]]
-    )
-    _, row_grads, extra_grad, tau_grad = tf.while_loop(
-        lambda index, *_: index < num_blocks,
-        step,
-        [0, row_grads, tf.zeros_like(extras), tf.zeros_like(tau)],
-        parallel_iterations=1,
-    )
+    initial = [
+        _block_array(num_blocks, [block_size, padded.shape[1]]),
+        tf.zeros_like(extras),
+        tf.zeros_like(tau),
+    ]
+    row_grads, extra_grad, tau_grad = _blocked_loop(num_blocks, step, initial)
     return tf.reshape(row_grads.stack(), tf.shape(padded)), extra_grad, tau_grad
 
 
@@ -323,8 +324,9 @@ def _dense_log_denominators(anchors, extras, tau, views, rank):
         )
 
         def gradient(upstream):
-            return _dense_backward(
-                anchors, candidates, similarities, lse, thresholds, upstream, tau, views
+            state = (lse, upstream, thresholds)
+            return _block_gradients(
+                anchors, 0, candidates, similarities, state, state, tau, views
             )
 
         return lse, gradient
@@ -345,9 +347,10 @@ def _blocked_log_denominators(anchors, extras, tau, views, rank, block_size):
         )
 
         def gradient(upstream):
+            row_state = (lse, tf.pad(upstream, [[0, padding]]), thresholds)
+            column_state = [None if state is None else state[:num_anchors] for state in row_state]
             row_grad, extra_grad, tau_grad = _blocked_backward(
-                padded, extras, candidates, lse, thresholds, tf.pad(upstream, [[0, padding]]),
-                tau, views, block_size,
+                padded, extras, candidates, row_state, column_state, tau, views, block_size
             )
             return row_grad[:num_anchors], extra_grad, tau_grad
 

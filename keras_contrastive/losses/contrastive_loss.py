@@ -32,7 +32,10 @@ COMMON_ARGS = """\
             size is static). An integer forces blocks of
             that many anchors: memory grows as `block_size x candidates`,
             the backward pass recomputes each block, and values and
-            gradients equal the one-matrix path's. Defaults to `None`.
+            gradients equal the one-matrix path's. Without labels, InfoNCE
+            and the hard loss run both paths as one fused kernel compiled
+            with XLA (each new batch shape compiles once, about 0.3 s here).
+            Defaults to `None`.
         reduction: Type of reduction applied to the per-sample losses, as in
             every Keras loss: `"sum_over_batch_size"`, `"sum"`, `"mean"`,
             `"mean_with_sample_weight"` or `None`. Defaults to
