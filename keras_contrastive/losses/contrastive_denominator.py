@@ -143,6 +143,8 @@ def kth_largest(values, k):
     `bisection_kth_largest`.
     """
     k = tf.convert_to_tensor(k, tf.int32)
+    # Private TensorFlow API (no public one says whether the op being built
+    # will be compiled by XLA); `tf.function(jit_compile=True)` sets it.
     in_xla = control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
     if in_xla or k.shape.rank != 0:
         return bisection_kth_largest(values, k)
@@ -308,7 +310,7 @@ def _blocked_backward(padded, extras, candidates, row_state, column_state, tau, 
 
 def _detached(*tensors):
     """The inputs without gradient tracking: the custom gradient is the only
-    one, and a recording tape would make the compiled loops keep every
+    one, and a recording tape would make the block loops keep every
     iteration's intermediates."""
     return [tf.stop_gradient(tensor) for tensor in tensors]
 
