@@ -98,11 +98,10 @@ def _kept(similarities, first_row, views, num_anchors, thresholds):
     return tf.logical_and(tf.logical_not(is_self), tf.logical_or(same_sample, above))
 
 
-def _row_logsumexp(logits, kept):
-    """Logsumexp of each row over its kept entries (every row keeps one)."""
-    masked = tf.where(kept, logits, -math.inf)
-    peak = tf.reduce_max(masked, axis=1, keepdims=True)
-    return tf.squeeze(peak, 1) + tf.math.log(tf.reduce_sum(tf.exp(masked - peak), axis=1))
+# The one-pass logsumexp shifts by the logits' bound 1 / tau; it is used
+# when every row's shifted sum is at least e^-60, so what float32 flushes
+# (below e^-87) is under 1e-11 of the sum.
+_MIN_SHIFTED_SUM = math.exp(-60.0)
 
 
 @tf.function(jit_compile=True)
@@ -112,10 +111,38 @@ def _negatives_only(similarities, first_row, views, num_anchors):
     return tf.where(is_negative, similarities, -math.inf)
 
 
-@tf.function(jit_compile=True)
-def _kept_lse(similarities, first_row, thresholds, tau, views, num_anchors):
+def _masked_logits(similarities, first_row, thresholds, tau, views, num_anchors):
     kept = _kept(similarities, first_row, views, num_anchors, thresholds)
-    return _row_logsumexp(similarities / tau, kept)
+    return tf.where(kept, similarities / tau, -math.inf)
+
+
+@tf.function(jit_compile=True)
+def _bounded_lse(*arguments):
+    """One-pass logsumexp shifted by `1 / tau`, which bounds every logit of
+    unit vectors, and whether every row's shifted sum is safely large."""
+    tau = arguments[3]
+    shifted_sum = tf.reduce_sum(tf.exp(_masked_logits(*arguments) - 1.0 / tau), axis=1)
+    return 1.0 / tau + tf.math.log(shifted_sum), tf.reduce_all(shifted_sum >= _MIN_SHIFTED_SUM)
+
+
+@tf.function(jit_compile=True)
+def _row_maximum_lse(*arguments):
+    """The usual logsumexp, shifted by each row's maximum (a second pass)."""
+    masked = _masked_logits(*arguments)
+    peak = tf.reduce_max(masked, axis=1, keepdims=True)
+    return tf.squeeze(peak, 1) + tf.math.log(tf.reduce_sum(tf.exp(masked - peak), axis=1))
+
+
+def _kept_lse(similarities, first_row, thresholds, tau, views, num_anchors):
+    """Logsumexp of each row's kept logits (every row keeps one): one pass,
+    unless some row's entries all lie far below `1 / tau` (tiny `tau`).
+
+    The branch is a TensorFlow conditional around two XLA computations, so
+    no copy of the matrix is made for it.
+    """
+    arguments = (similarities, first_row, thresholds, tau, views, num_anchors)
+    lse, safe = _bounded_lse(*arguments)
+    return tf.cond(safe, lambda: lse, lambda: _row_maximum_lse(*arguments))
 
 
 def _rows_forward(rows, first_row, candidates, tau, views, num_anchors, rank):
