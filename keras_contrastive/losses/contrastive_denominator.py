@@ -117,30 +117,30 @@ def _masked_logits(similarities, first_row, thresholds, tau, views, num_anchors)
 
 
 @tf.function(jit_compile=True)
-def _bounded_lse(*arguments):
+def _bounded_lse(similarities, first_row, thresholds, tau, views, num_anchors):
     """One-pass logsumexp shifted by `1 / tau`, which bounds every logit of
     unit vectors, and whether every row's shifted sum is safely large."""
-    tau = arguments[3]
-    shifted_sum = tf.reduce_sum(tf.exp(_masked_logits(*arguments) - 1.0 / tau), axis=1)
+    masked = _masked_logits(similarities, first_row, thresholds, tau, views, num_anchors)
+    shifted_sum = tf.reduce_sum(tf.exp(masked - 1.0 / tau), axis=1)
     return 1.0 / tau + tf.math.log(shifted_sum), tf.reduce_all(shifted_sum >= _MIN_SHIFTED_SUM)
 
 
 @tf.function(jit_compile=True)
-def _row_maximum_lse(*arguments):
+def _row_maximum_lse(similarities, first_row, thresholds, tau, views, num_anchors):
     """The usual logsumexp, shifted by each row's maximum (a second pass)."""
-    masked = _masked_logits(*arguments)
+    masked = _masked_logits(similarities, first_row, thresholds, tau, views, num_anchors)
     peak = tf.reduce_max(masked, axis=1, keepdims=True)
     return tf.squeeze(peak, 1) + tf.math.log(tf.reduce_sum(tf.exp(masked - peak), axis=1))
 
 
-def _kept_lse(similarities, first_row, thresholds, tau, views, num_anchors):
+def _kept_lse(*arguments):
     """Logsumexp of each row's kept logits (every row keeps one): one pass,
     unless some row's entries all lie far below `1 / tau` (tiny `tau`).
 
-    The branch is a TensorFlow conditional around two XLA computations, so
-    no copy of the matrix is made for it.
+    Takes `_masked_logits`' arguments. The branch is a TensorFlow
+    conditional around two XLA computations, so no copy of the matrix is
+    made for it.
     """
-    arguments = (similarities, first_row, thresholds, tau, views, num_anchors)
     lse, safe = _bounded_lse(*arguments)
     return tf.cond(safe, lambda: lse, lambda: _row_maximum_lse(*arguments))
 
