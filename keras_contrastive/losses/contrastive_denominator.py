@@ -271,7 +271,7 @@ def _gradient_weights(
     return weights[:, :num_anchors] + transposed, weights[:, num_anchors:]
 
 
-def _blocked_loop(num_blocks, step, initial):
+def blocked_loop(num_blocks, step, initial):
     """`step(index, *state)` for every block, one block at a time (parallel
     iterations would multiply the memory)."""
     return tf.while_loop(
@@ -279,7 +279,8 @@ def _blocked_loop(num_blocks, step, initial):
     )[1:]
 
 
-def _block_array(num_blocks, element_shape):
+def block_array(num_blocks, element_shape):
+    """A float32 TensorArray with one entry per block, for `blocked_loop`."""
     return tf.TensorArray(tf.float32, size=num_blocks, element_shape=element_shape)
 
 
@@ -297,8 +298,8 @@ def _blocked_forward(padded, candidates, tau, views, num_anchors, rank, block_si
             thresholds = thresholds.write(index, block_thresholds)
         return index + 1, lse.write(index, block_lse), thresholds
 
-    blocks = [_block_array(num_blocks, [block_size]) for _ in range(2)]
-    lse, thresholds = _blocked_loop(num_blocks, step, blocks)
+    blocks = [block_array(num_blocks, [block_size]) for _ in range(2)]
+    lse, thresholds = blocked_loop(num_blocks, step, blocks)
     flat_thresholds = None if rank is None else tf.reshape(thresholds.stack(), [-1])
     return tf.reshape(lse.stack(), [-1]), flat_thresholds
 
@@ -327,11 +328,11 @@ def _blocked_backward(padded, extras, candidates, row_state, column_state, tau, 
         )
 
     initial = [
-        _block_array(num_blocks, [block_size, padded.shape[1]]),
+        block_array(num_blocks, [block_size, padded.shape[1]]),
         tf.zeros_like(extras),
         tf.zeros_like(tau),
     ]
-    row_grads, extra_grad, tau_grad = _blocked_loop(num_blocks, step, initial)
+    row_grads, extra_grad, tau_grad = blocked_loop(num_blocks, step, initial)
     return tf.reshape(row_grads.stack(), tf.shape(padded)), extra_grad, tau_grad
 
 

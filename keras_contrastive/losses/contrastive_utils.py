@@ -29,6 +29,8 @@ import math
 import tensorflow as tf
 from keras import ops
 
+from keras_contrastive.losses.contrastive_denominator import block_array
+from keras_contrastive.losses.contrastive_denominator import blocked_loop
 from keras_contrastive.losses.contrastive_denominator import kth_largest
 from keras_contrastive.losses.contrastive_denominator import log_denominators
 from keras_contrastive.utils import validation
@@ -310,11 +312,7 @@ def blocked_anchor_losses(anchor_losses_fn, pair_set, block_size, tau, **kernel_
             values = anchor_losses_fn(similarities, positive, negative, tau, **kernel_arguments)
             return index + 1, losses.write(index, values)
 
-        losses = tf.TensorArray(tf.float32, size=num_blocks, element_shape=[block_size])
-        # One block at a time: parallel iterations would multiply the memory.
-        _, losses = tf.while_loop(
-            lambda i, _: i < num_blocks, forward, [0, losses], parallel_iterations=1
-        )
+        (losses,) = blocked_loop(num_blocks, forward, [block_array(num_blocks, [block_size])])
 
         def backward(upstream):
             upstream = tf.reshape(upstream, (num_blocks, block_size))
@@ -339,15 +337,12 @@ def blocked_anchor_losses(anchor_losses_fn, pair_set, block_size, tau, **kernel_
                     tau_grad + block_tau_grad,
                 )
 
-            anchor_grads = tf.TensorArray(
-                tf.float32, size=num_blocks, element_shape=[block_size, anchors.shape[-1]]
-            )
-            _, anchor_grads, candidate_grad, tau_grad = tf.while_loop(
-                lambda i, *_: i < num_blocks,
-                step,
-                [0, anchor_grads, tf.zeros_like(candidates), tf.zeros_like(tau)],
-                parallel_iterations=1,
-            )
+            initial = [
+                block_array(num_blocks, [block_size, anchors.shape[-1]]),
+                tf.zeros_like(candidates),
+                tf.zeros_like(tau),
+            ]
+            anchor_grads, candidate_grad, tau_grad = blocked_loop(num_blocks, step, initial)
             return (
                 tf.reshape(anchor_grads.stack(), tf.shape(padded_anchors)),
                 candidate_grad,
