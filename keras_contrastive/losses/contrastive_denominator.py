@@ -29,10 +29,15 @@ products too, without another pass over the matrix.
 The thresholds come from `NthElement` (linear time, unlike a `top_k` that
 returns and sorts half a row), or, inside an XLA computation where that op
 does not exist, from an exact bisection on the bits of the similarities.
-The elementwise passes are compiled with XLA, which fuses the masking,
-exponentials and reductions into one read of the matrix; the matrix
-products stay TensorFlow's, faster on CPU than XLA's (inside an XLA
-computation, as under `jit_compile=True`, everything is XLA's).
+
+The passes over the matrix other than the selection are compiled with XLA,
+also when the caller is not: the similarities (`Z C^T`, with each anchor's own entry set to `-inf`
+in place, so no later pass needs a mask for it), the logsumexp (one pass,
+shifted by `1 / tau`), and the gradient weights, where `W_ij` and `W_ji`
+share one exponential. The backward product `W C` stays TensorFlow's,
+faster than XLA's on CPU (XLA's is faster for the forward product). Both
+one-pass forms shift by the logits' bound `1 / tau`; a TensorFlow
+conditional falls back to exact two-exponential forms for tiny `tau`.
 
 The dense form keeps the similarities for the backward pass; the blocked
 form keeps only `lse` and the thresholds and recomputes `block_size` rows at
@@ -73,47 +78,64 @@ def log_denominators(anchors, extras, tau, views, rank=None, block_size=None):
     return _blocked_log_denominators(anchors, extras, tau, views, rank, block_size)
 
 
-def _pair_kinds(shape, first_row, views, num_anchors):
-    """`(is_self, same_sample)` of rows `first_row...` against the candidates.
+@tf.function(jit_compile=True)
+def _similarities(rows, first_row, transposed_candidates):
+    """`rows C^T`, with each row's own entry (never in a denominator) set to
+    `-inf`, so that no later pass needs a mask for it.
 
-    Rows past the anchors (padding) are nobody's self and have no positives.
+    Rows past the anchors (padding, dropped from every result) get their
+    `-inf` at most at the last column.
     """
+    products = tf.matmul(rows, transposed_candidates)
+    row_indices = tf.range(tf.shape(rows)[0])
+    own_columns = tf.minimum(first_row + row_indices, tf.shape(products)[1] - 1)
+    # XLA updates the product's buffer in place.
+    return tf.tensor_scatter_nd_update(
+        products,
+        tf.stack([row_indices, own_columns], axis=1),
+        tf.fill(tf.shape(row_indices), -math.inf),
+    )
+
+
+def _same_sample(shape, first_row, views, num_anchors):
+    """Whether rows `first_row...` and the candidates are views of one
+    sample (padding rows are nobody's positive)."""
     rows = first_row + tf.range(shape[0])
     columns = tf.range(shape[1])
-    is_self = rows[:, None] == columns[None, :]
-    same_sample = tf.logical_and(
+    return tf.logical_and(
         (rows // views)[:, None] == (columns // views)[None, :],
         tf.logical_and((rows < num_anchors)[:, None], (columns < num_anchors)[None, :]),
     )
-    return is_self, same_sample
 
 
 def _kept(similarities, first_row, views, num_anchors, thresholds):
-    """Which candidates enter each row's denominator: its positives and its
-    negatives at or above its threshold (every negative without one)."""
-    is_self, same_sample = _pair_kinds(tf.shape(similarities), first_row, views, num_anchors)
+    """Which candidates enter each row's denominator (None: all of them, the
+    own entry being `-inf`): its positives and its negatives at or above its
+    threshold."""
     if thresholds is None:
-        return tf.logical_not(is_self)
-    above = similarities >= thresholds[:, None]
-    return tf.logical_and(tf.logical_not(is_self), tf.logical_or(same_sample, above))
+        return None
+    same_sample = _same_sample(tf.shape(similarities), first_row, views, num_anchors)
+    return tf.logical_or(same_sample, similarities >= thresholds[:, None])
 
 
-# The one-pass logsumexp shifts by the logits' bound 1 / tau; it is used
-# when every row's shifted sum is at least e^-60, so what float32 flushes
-# (below e^-87) is under 1e-11 of the sum.
-_MIN_SHIFTED_SUM = math.exp(-60.0)
+# The one-pass forms shift the logits by their bound 1 / tau; they are used
+# when every row's lse is at least 1 / tau - 60 (its shifted sum at least
+# e^-60), so what float32 flushes (below e^-87) is under e^-27 of a row's
+# total.
+_MAX_SHIFT = 60.0
+_MIN_SHIFTED_SUM = math.exp(-_MAX_SHIFT)
 
 
 @tf.function(jit_compile=True)
 def _negatives_only(similarities, first_row, views, num_anchors):
-    is_self, same_sample = _pair_kinds(tf.shape(similarities), first_row, views, num_anchors)
-    is_negative = tf.logical_not(tf.logical_or(is_self, same_sample))
-    return tf.where(is_negative, similarities, -math.inf)
+    same_sample = _same_sample(tf.shape(similarities), first_row, views, num_anchors)
+    return tf.where(same_sample, -math.inf, similarities)
 
 
 def _masked_logits(similarities, first_row, thresholds, tau, views, num_anchors):
     kept = _kept(similarities, first_row, views, num_anchors, thresholds)
-    return tf.where(kept, similarities / tau, -math.inf)
+    logits = similarities / tau
+    return logits if kept is None else tf.where(kept, logits, -math.inf)
 
 
 @tf.function(jit_compile=True)
@@ -145,9 +167,9 @@ def _kept_lse(*arguments):
     return tf.cond(safe, lambda: lse, lambda: _row_maximum_lse(*arguments))
 
 
-def _rows_forward(rows, first_row, candidates, tau, views, num_anchors, rank):
+def _rows_forward(rows, first_row, transposed_candidates, tau, views, num_anchors, rank):
     """`(similarities, thresholds or None, lse)` of some anchor rows."""
-    similarities = tf.matmul(rows, candidates, transpose_b=True)
+    similarities = _similarities(rows, first_row, transposed_candidates)
     thresholds = None
     if rank is not None:
         negatives = _negatives_only(similarities, first_row, views, num_anchors)
@@ -215,15 +237,20 @@ def bisection_kth_largest(values, k):
 def _block_gradients(rows, first_row, candidates, similarities, row_state, column_state, tau, views):
     """Gradients of `sum_i upstream_i lse_i` through some rows' entries.
 
-    `similarities` are the rows' `rows C^T`; `row_state` holds the rows'
-    `(lse, upstream, thresholds or None)`, `column_state` every anchor's.
-    Returns the rows' full gradient (as anchors and, through the symmetric
-    term, as candidates of every anchor), the extras' gradient from these
-    rows, and a share of `d tau` (the shares of all rows sum to it).
+    `similarities` are the rows' `_similarities`; `row_state` holds the
+    rows' `(lse, upstream, thresholds or None)`, `column_state` every
+    anchor's. Returns the rows' full gradient (as anchors and, through the
+    symmetric term, as candidates of every anchor), the extras' gradient
+    from these rows, and a share of `d tau` (the shares of all rows sum to
+    it).
     """
     num_anchors = tf.shape(column_state[0])[0]
-    in_batch_weights, extra_weights = _gradient_weights(
-        similarities, first_row, *row_state, *column_state, tau, views
+    arguments = (similarities, first_row, row_state, column_state, tau, views)
+    shared_is_exact = _shift_is_exact([row_state[0], column_state[0]], tau)
+    in_batch_weights, extra_weights = tf.cond(
+        shared_is_exact,
+        lambda: _gradient_weights(*arguments, shared_exponential=True),
+        lambda: _gradient_weights(*arguments, shared_exponential=False),
     )
     in_batch_part = tf.matmul(in_batch_weights, candidates[:num_anchors])
     extra_part = tf.matmul(extra_weights, candidates[num_anchors:])
@@ -237,37 +264,47 @@ def _block_gradients(rows, first_row, candidates, similarities, row_state, colum
     return row_grad, extra_grad, tau_grad
 
 
+def _shift_is_exact(log_denominators, tau):
+    """Whether every log-denominator is at least `1 / tau - _MAX_SHIFT`: the
+    condition under which shifting the logits by `1 / tau` loses nothing."""
+    bound = 1.0 / tau - _MAX_SHIFT
+    return tf.reduce_all([tf.reduce_all(lse >= bound) for lse in log_denominators])
+
+
 @tf.function(jit_compile=True)
 def _gradient_weights(
-    similarities,
-    first_row,
-    row_lse,
-    row_upstream,
-    row_thresholds,
-    column_lse,
-    column_upstream,
-    column_thresholds,
-    tau,
-    views,
+    similarities, first_row, row_state, column_state, tau, views, shared_exponential
 ):
     """`W + W^T` over the in-batch columns and `W` over the extras, in one
-    fused pass over the rows' similarities."""
+    fused pass over the rows' similarities.
+
+    With `shared_exponential`, `W_ij = u_i exp(1/tau - lse_i) e_ij` and
+    `W_ji = u_j exp(1/tau - lse_j) e_ij` share `e_ij = exp(s_ij/tau - 1/tau)`
+    (exact when `_shift_is_exact`); otherwise each has its own exponential.
+    """
+    row_lse, row_upstream, row_thresholds = row_state
+    column_lse, column_upstream, column_thresholds = column_state
     num_anchors = tf.shape(column_lse)[0]
     logits = similarities / tau
+    if shared_exponential:
+        exponentials = tf.exp(logits - 1.0 / tau)
+        row_factors = row_upstream * tf.exp(1.0 / tau - row_lse)
+        column_factors = column_upstream * tf.exp(1.0 / tau - column_lse)
+        weights = row_factors[:, None] * exponentials
+        transposed = column_factors[None, :] * exponentials[:, :num_anchors]
+    else:
+        weights = row_upstream[:, None] * tf.exp(logits - row_lse[:, None])
+        in_batch_logits = logits[:, :num_anchors]
+        transposed = column_upstream[None, :] * tf.exp(in_batch_logits - column_lse[None, :])
     kept = _kept(similarities, first_row, views, num_anchors, row_thresholds)
-    weights = tf.where(kept, row_upstream[:, None] * tf.exp(logits - row_lse[:, None]), 0.0)
+    if kept is not None:
+        weights = tf.where(kept, weights, 0.0)
     # W_ji, read off s_ij: kept when anchor j keeps candidate i.
     in_batch = similarities[:, :num_anchors]
-    is_self, same_sample = _pair_kinds(tf.shape(in_batch), first_row, views, num_anchors)
-    kept_by_column = tf.logical_not(is_self)
     if column_thresholds is not None:
+        same_sample = _same_sample(tf.shape(in_batch), first_row, views, num_anchors)
         above = in_batch >= column_thresholds[None, :]
-        kept_by_column = tf.logical_and(kept_by_column, tf.logical_or(same_sample, above))
-    transposed = tf.where(
-        kept_by_column,
-        column_upstream[None, :] * tf.exp(logits[:, :num_anchors] - column_lse[None, :]),
-        0.0,
-    )
+        transposed = tf.where(tf.logical_or(same_sample, above), transposed, 0.0)
     return weights[:, :num_anchors] + transposed, weights[:, num_anchors:]
 
 
@@ -284,7 +321,7 @@ def block_array(num_blocks, element_shape):
     return tf.TensorArray(tf.float32, size=num_blocks, element_shape=element_shape)
 
 
-def _blocked_forward(padded, candidates, tau, views, num_anchors, rank, block_size):
+def _blocked_forward(padded, transposed_candidates, tau, views, num_anchors, rank, block_size):
     """`(lse, thresholds or None)` of the padded anchors, block by block."""
     num_blocks = tf.shape(padded)[0] // block_size
 
@@ -292,7 +329,7 @@ def _blocked_forward(padded, candidates, tau, views, num_anchors, rank, block_si
         first_row = index * block_size
         rows = tf.slice(padded, [first_row, 0], [block_size, -1])
         _, block_thresholds, block_lse = _rows_forward(
-            rows, first_row, candidates, tau, views, num_anchors, rank
+            rows, first_row, transposed_candidates, tau, views, num_anchors, rank
         )
         if block_thresholds is not None:
             thresholds = thresholds.write(index, block_thresholds)
@@ -307,6 +344,7 @@ def _blocked_forward(padded, candidates, tau, views, num_anchors, rank, block_si
 def _blocked_backward(padded, extras, candidates, row_state, column_state, tau, views, block_size):
     """The gradients of the padded anchors, the extras and `tau`, block by
     block; `row_state` is padded like the anchors."""
+    transposed_candidates = tf.transpose(candidates)
     num_blocks = tf.shape(padded)[0] // block_size
 
     def step(index, row_grads, extra_grad, tau_grad):
@@ -316,7 +354,7 @@ def _blocked_backward(padded, extras, candidates, row_state, column_state, tau, 
             None if state is None else tf.slice(state, [first_row], [block_size])
             for state in row_state
         ]
-        similarities = tf.matmul(rows, candidates, transpose_b=True)
+        similarities = _similarities(rows, first_row, transposed_candidates)
         block_row_grad, block_extra_grad, block_tau_grad = _block_gradients(
             rows, first_row, candidates, similarities, block_state, column_state, tau, views
         )
@@ -350,7 +388,7 @@ def _dense_log_denominators(anchors, extras, tau, views, rank):
         num_anchors = tf.shape(anchors)[0]
         candidates = tf.concat([anchors, extras], axis=0)
         similarities, thresholds, lse = _rows_forward(
-            anchors, 0, candidates, tau, views, num_anchors, rank
+            anchors, 0, tf.transpose(candidates), tau, views, num_anchors, rank
         )
 
         def gradient(upstream):
@@ -373,7 +411,7 @@ def _blocked_log_denominators(anchors, extras, tau, views, rank, block_size):
         padded = tf.pad(anchors, [[0, padding], [0, 0]])
         candidates = tf.concat([anchors, extras], axis=0)
         lse, thresholds = _blocked_forward(
-            padded, candidates, tau, views, num_anchors, rank, block_size
+            padded, tf.transpose(candidates), tau, views, num_anchors, rank, block_size
         )
 
         def gradient(upstream):

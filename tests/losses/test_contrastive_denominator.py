@@ -92,8 +92,9 @@ def test_under_xla_matches_the_numpy_reference(rng, block_size):
 @pytest.mark.parametrize("block_size", [None, 4])
 def test_far_below_the_bound_falls_back_to_the_row_maximum(rng, block_size):
     """At tau 0.01 with nearly orthogonal embeddings (similarities under
-    0.1) the one-pass logsumexp, shifted by 1 / tau, would underflow (below
-    e^-90); the result must stay exact."""
+    0.1) the one-pass logsumexp and the gradient's shared exponential,
+    shifted by 1 / tau, would underflow (below e^-90); the result must stay
+    exact."""
     orthogonal = np.linalg.qr(rng.normal(size=(64, 16)))[0].T
     anchors = numpy_reference.normalize(orthogonal + 0.01 * rng.normal(size=(16, 64)))
     anchors = anchors.astype("float32")
