@@ -30,14 +30,14 @@ The thresholds come from `NthElement` (linear time, unlike a `top_k` that
 returns and sorts half a row), or, inside an XLA computation where that op
 does not exist, from an exact bisection on the bits of the similarities.
 
-The passes over the matrix other than the selection are compiled with XLA,
-also when the caller is not: the similarities (`Z C^T`, with each anchor's own entry set to `-inf`
-in place, so no later pass needs a mask for it), the logsumexp (one pass,
-shifted by `1 / tau`), and the gradient weights, where `W_ij` and `W_ji`
-share one exponential. The backward product `W C` stays TensorFlow's,
-faster than XLA's on CPU (XLA's is faster for the forward product). Both
-one-pass forms shift by the logits' bound `1 / tau`; a TensorFlow
-conditional falls back to exact two-exponential forms for tiny `tau`.
+The passes over the matrix other than the selection are compiled with
+XLA, also when the caller is not: the similarities (`Z C^T`, with each
+anchor's own entry set to `-inf` in place, so no later pass needs a mask
+for it), the logsumexp (one pass), and the gradient weights, where `W_ij`
+and `W_ji` share one exponential. Both one-pass forms shift by the logits'
+bound `1 / tau`; a TensorFlow conditional falls back to exact
+two-exponential forms for tiny `tau`. The backward product `W C` stays
+TensorFlow's, faster than XLA's on CPU (XLA's is the faster for `Z C^T`).
 
 The dense form keeps the similarities for the backward pass; the blocked
 form keeps only `lse` and the thresholds and recomputes `block_size` rows at
