@@ -124,12 +124,14 @@ def measure(path, samples, repeats):
 
 def measure_selection(samples, repeats):
     """The hard loss's threshold alone: the `k`-th largest of each row of a
-    views x views matrix by `top_k` (the baseline), `NthElement` and the
-    XLA bisection (what the loss uses outside and inside XLA)."""
+    views x views matrix by `top_k` (the baseline), `NthElement`, NumPy's
+    partition and the XLA bisection (what the loss uses outside and inside
+    XLA)."""
     import numpy as np
     import tensorflow as tf
 
     from keras_contrastive.losses.contrastive_denominator import bisection_kth_largest
+    from keras_contrastive.losses.contrastive_denominator import kth_largest
 
     views = 2 * samples
     k = min(4095, views - 2)
@@ -137,6 +139,7 @@ def measure_selection(samples, repeats):
     methods = {
         "top_k": tf.function(lambda v: tf.math.top_k(v, k, sorted=True)[0][:, -1]),
         "nth_element": tf.function(lambda v: tf.raw_ops.NthElement(input=v, n=k - 1, reverse=True)),
+        "partition": tf.function(lambda v: kth_largest(v, k)),
         "bisection_xla": lambda v: bisection_kth_largest(v, k),
     }
     results = {name: method(values).numpy() for name, method in methods.items()}
@@ -149,15 +152,22 @@ def measure_selection(samples, repeats):
     return {"views": views, "k": k, **ms}
 
 
+SELECTION_COLUMNS = {
+    "nth_element": "NthElement",
+    "partition": "NumPy partition",
+    "bisection_xla": "bisection (XLA)",
+}
+
+
 def print_selection_table(rows):
-    print("| views | k | top_k ms | NthElement ms | bisection (XLA) ms | NthElement / top_k | bisection / top_k |")
-    print("|---|---|---|---|---|---|---|")
+    times = " | ".join(f"{label} ms" for label in SELECTION_COLUMNS.values())
+    ratios = " | ".join(f"{label} / top_k" for label in SELECTION_COLUMNS.values())
+    print(f"| views | k | top_k ms | {times} | {ratios} |")
+    print("|---|---|---|" + "---|" * 2 * len(SELECTION_COLUMNS))
     for r in rows:
-        print(
-            f"| {r['views']} | {r['k']} | {r['top_k']:.1f} | {r['nth_element']:.1f} | "
-            f"{r['bisection_xla']:.1f} | {r['nth_element'] / r['top_k']:.2f} | "
-            f"{r['bisection_xla'] / r['top_k']:.2f} |"
-        )
+        times = " | ".join(f"{r[name]:.1f}" for name in SELECTION_COLUMNS)
+        ratios = " | ".join(f"{r[name] / r['top_k']:.2f}" for name in SELECTION_COLUMNS)
+        print(f"| {r['views']} | {r['k']} | {r['top_k']:.1f} | {times} | {ratios} |")
 
 
 def run_in_subprocess(path, samples, repeats):

@@ -80,7 +80,7 @@ def test_matches_the_numpy_reference(rng, rank, views, num_extras, block_size, t
 
 @pytest.mark.parametrize("block_size", [None, 4])
 def test_under_xla_matches_the_numpy_reference(rng, block_size):
-    """Inside XLA the threshold comes from the bisection, not NthElement."""
+    """Inside XLA the threshold comes from the bisection, not NumPy."""
     anchors, extras = unit_rows(rng, 18, clustered=True), unit_rows(rng, 6)
     upstream = np.ones(18, "float32")
     expected = reference(anchors, extras, 0.1, 2, 5, upstream)
@@ -139,12 +139,47 @@ def test_kth_largest_takes_one_rank_per_row(rng):
     np.testing.assert_array_equal(got, expected)
 
 
-def test_bisection_equals_nth_element(rng):
+def test_bisection_equals_the_partition(rng):
     for values in kth_largest_cases(rng):
         for k in [1, 3, values.shape[1]]:
             bisection = contrastive_denominator.bisection_kth_largest(values, k)
-            nth = contrastive_denominator.kth_largest(tf.constant(values), k)
-            np.testing.assert_array_equal(bisection, nth)
+            partition = contrastive_denominator.kth_largest(tf.constant(values), k)
+            np.testing.assert_array_equal(bisection, partition)
+
+
+def test_partition_is_exact_when_denormals_compare_as_zero(monkeypatch, rng):
+    """Threads in TensorFlow's denormals-are-zero mode see `1e-40 == 0`;
+    emulated here by flushing before the float partition."""
+    float_partition = contrastive_denominator._partitioned
+
+    def flushing_partition(rows, position):
+        tiny = np.abs(rows) < np.finfo(np.float32).tiny
+        return float_partition(np.where(tiny, 0.0, rows).astype("float32"), position)
+
+    monkeypatch.setattr(contrastive_denominator, "_partitioned", flushing_partition)
+    for values in kth_largest_cases(rng):
+        # Descending, with -0.0 ordered just below 0.0 (as the bisection).
+        descending = np.stack(
+            [row[np.lexsort((~np.signbit(row), row))][::-1] for row in values]
+        )
+        for k in range(1, values.shape[1] + 1):
+            got = contrastive_denominator.partitioned_kth_largest(values, k)
+            expected = descending[:, k - 1]
+            assert np.array_equal(got.view("int32"), expected.view("int32")), f"k={k}"
+
+
+def test_partition_splits_rows_into_tasks(monkeypatch, rng):
+    """Rows are selected in chunks on a thread pool; chunks that do not
+    divide the rows must not lose or shift any, and the input (TensorFlow's
+    buffer) must not be reordered."""
+    monkeypatch.setattr(contrastive_denominator, "_SELECTION_TASK_BYTES", 3 * 4 * 50)
+    values = rng.normal(size=(17, 50)).astype("float32")
+    original = values.copy()
+    for k in [1, 7, 50]:
+        expected = -np.sort(-values, axis=1)[:, k - 1]
+        got = contrastive_denominator.partitioned_kth_largest(values, k)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(values, original)
 
 
 FUNCTIONS = {
