@@ -219,8 +219,8 @@ def _selection_threads():
 def partitioned_kth_largest(values, k):
     """`kth_largest` of a NumPy matrix by `numpy.partition`, on all cores.
 
-    NumPy 2's partition is a vectorised quickselect on x86 with AVX-512
-    (x86-simd-sort; an introselect elsewhere), several times faster here
+    NumPy 2's partition is a vectorised quickselect on x86 with AVX2 or
+    AVX-512 (a scalar introselect elsewhere), several times faster here
     than TensorFlow's `NthElement` (an introselect); it releases the GIL,
     so row chunks run in parallel on a thread pool.
     """
