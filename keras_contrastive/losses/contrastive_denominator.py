@@ -129,7 +129,6 @@ def _kept(similarities, first_row, views, num_anchors, thresholds):
 # e^-60), so what float32 flushes (below e^-87) is under e^-27 of a row's
 # total.
 _MAX_SHIFT = 60.0
-_MIN_SHIFTED_SUM = math.exp(-_MAX_SHIFT)
 
 
 @tf.function(jit_compile=True)
@@ -147,10 +146,9 @@ def _masked_logits(similarities, first_row, thresholds, tau, views, num_anchors)
 @tf.function(jit_compile=True)
 def _bounded_lse(similarities, first_row, thresholds, tau, views, num_anchors):
     """One-pass logsumexp shifted by `1 / tau`, which bounds every logit of
-    unit vectors, and whether every row's shifted sum is safely large."""
+    unit vectors (exact when `_shift_is_exact`)."""
     masked = _masked_logits(similarities, first_row, thresholds, tau, views, num_anchors)
-    shifted_sum = tf.reduce_sum(tf.exp(masked - 1.0 / tau), axis=1)
-    return 1.0 / tau + tf.math.log(shifted_sum), tf.reduce_all(shifted_sum >= _MIN_SHIFTED_SUM)
+    return 1.0 / tau + tf.math.log(tf.reduce_sum(tf.exp(masked - 1.0 / tau), axis=1))
 
 
 @tf.function(jit_compile=True)
@@ -161,16 +159,17 @@ def _row_maximum_lse(similarities, first_row, thresholds, tau, views, num_anchor
     return tf.squeeze(peak, 1) + tf.math.log(tf.reduce_sum(tf.exp(masked - peak), axis=1))
 
 
-def _kept_lse(*arguments):
+def _kept_lse(similarities, first_row, thresholds, tau, views, num_anchors):
     """Logsumexp of each row's kept logits (every row keeps one): one pass,
     unless some row's entries all lie far below `1 / tau` (tiny `tau`).
 
-    Takes `_masked_logits`' arguments. The branch is a TensorFlow
-    conditional around two XLA computations, so no copy of the matrix is
-    made for it.
+    The branch is a TensorFlow conditional around two XLA computations, so
+    no copy of the matrix is made for it.
     """
-    lse, safe = _bounded_lse(*arguments)
-    return tf.cond(safe, lambda: lse, lambda: _row_maximum_lse(*arguments))
+    arguments = (similarities, first_row, thresholds, tau, views, num_anchors)
+    lse = _bounded_lse(*arguments)
+    exact = _shift_is_exact([lse], tau)
+    return tf.cond(exact, lambda: lse, lambda: _row_maximum_lse(*arguments))
 
 
 def _rows_forward(rows, first_row, transposed_candidates, tau, views, num_anchors, rank):
