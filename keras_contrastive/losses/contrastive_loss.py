@@ -29,12 +29,14 @@ COMMON_ARGS = """\
         block_size: How the loss is computed. None chooses: one similarity
             matrix, or blocks of up to 1,024 anchors (fewer when the
             candidates are many) above 16,384 x 16,384 pairs (when the batch
-            size is static). An integer forces blocks of
-            that many anchors: memory grows as `block_size x candidates`,
-            the backward pass recomputes each block, and values and
-            gradients equal the one-matrix path's. Without labels, InfoNCE
-            and the hard loss run both paths as one fused kernel compiled
-            with XLA (each new batch shape compiles once, about 0.3 s here).
+            size is static). An integer forces blocks of that many anchors:
+            memory grows as `block_size x candidates`, the backward pass
+            recomputes each block, and values and gradients equal the
+            one-matrix path's (plain InfoNCE outside XLA computes each
+            in-batch pair once, in bands of half the candidates, at about
+            the one-matrix path's cost). Without labels, InfoNCE and the hard
+            loss run both paths as one fused kernel compiled with XLA (each
+            new batch shape compiles once, about 0.3 s here).
             Defaults to `None`.
         reduction: Type of reduction applied to the per-sample losses, as in
             every Keras loss: `"sum_over_batch_size"`, `"sum"`, `"mean"`,

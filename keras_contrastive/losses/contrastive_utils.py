@@ -44,13 +44,16 @@ PAPER_ALPHA = 4095 / 50000
 # itself) the automatic choice is the blocked path, with blocks of
 # `auto_block_size` anchors.
 AUTO_BLOCK_ENTRIES = 16384 * 16384
-# A block of similarities holds at most this many entries (64 MB in float32).
-BLOCK_ENTRIES = 2**24
+# A block of similarities holds at most this many entries (128 MB in
+# float32; InfoNCE's bands, about half as wide as the candidates, half that).
+BLOCK_ENTRIES = 2**25
 
 
 def auto_block_size(num_candidates):
-    """Anchors per block: up to 1,024, fewer when the candidates are many."""
-    return max(64, min(1024, BLOCK_ENTRIES // max(num_candidates, 1)))
+    """Anchors per block: up to 1,024, fewer when the candidates are many,
+    and at most a sixteenth of them (InfoNCE's bands, each `block + A / 2`
+    wide, spend `block / (A / 2)` of their entries on nothing: an eighth)."""
+    return max(64, min(1024, BLOCK_ENTRIES // max(num_candidates, 1), num_candidates // 16))
 
 
 PairSet = collections.namedtuple(

@@ -66,7 +66,9 @@ def unit_rows(rng, count, clustered=False):
 
 @pytest.mark.parametrize("rank", [None, 1, 4, 1000])
 @pytest.mark.parametrize("views, num_extras", [(2, 0), (2, 5), (3, 4)])
-@pytest.mark.parametrize("block_size", [None, 3, 64])
+# 14 or 21 anchors: InfoNCE's bands for an even and an odd count, blocks
+# of one anchor, blocks not dividing the count, one block wider than all.
+@pytest.mark.parametrize("block_size", [None, 1, 3, 64])
 @pytest.mark.parametrize("tau", [0.05, 0.5])
 def test_matches_the_numpy_reference(rng, rank, views, num_extras, block_size, tau):
     anchors = unit_rows(rng, 7 * views)
@@ -78,13 +80,14 @@ def test_matches_the_numpy_reference(rng, rank, views, num_extras, block_size, t
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.parametrize("rank", [None, 5])
 @pytest.mark.parametrize("block_size", [None, 4])
-def test_under_xla_matches_the_numpy_reference(rng, block_size):
+def test_under_xla_matches_the_numpy_reference(rng, rank, block_size):
     """Inside XLA the threshold comes from the bisection, not NumPy."""
     anchors, extras = unit_rows(rng, 18, clustered=True), unit_rows(rng, 6)
     upstream = np.ones(18, "float32")
-    expected = reference(anchors, extras, 0.1, 2, 5, upstream)
-    got = compute(anchors, extras, 0.1, 2, 5, upstream, block_size, xla=True)
+    expected = reference(anchors, extras, 0.1, 2, rank, upstream)
+    got = compute(anchors, extras, 0.1, 2, rank, upstream, block_size, xla=True)
     for name, a, b in zip(["lse", "anchors", "extras", "tau"], expected, got):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
 
@@ -93,8 +96,9 @@ def test_under_xla_matches_the_numpy_reference(rng, block_size):
 def test_far_below_the_bound_falls_back_to_the_row_maximum(rng, block_size):
     """At tau 0.01 with nearly orthogonal embeddings (similarities under
     0.1) the one-pass logsumexp and the gradient's shared exponential,
-    shifted by 1 / tau, would underflow (below e^-90); the result must stay
-    exact."""
+    shifted by 1 / tau, would underflow (below e^-90), and the blocked path's
+    bands, which need that shift, give way to row blocks; the result must
+    stay exact."""
     orthogonal = np.linalg.qr(rng.normal(size=(64, 16)))[0].T
     anchors = numpy_reference.normalize(orthogonal + 0.01 * rng.normal(size=(16, 64)))
     anchors = anchors.astype("float32")
