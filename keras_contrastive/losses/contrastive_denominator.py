@@ -674,8 +674,10 @@ def _banded_forward(anchors, extras, tau, block_size):
 
     def step(first_row, rows):
         transposed_candidates = bands.transposed_candidates(first_row)
-        sums = _band_sums(rows, transposed_candidates, first_row, bands.num_anchors, tau)
-        return (*sums, [])
+        column_sums, row_sums = _band_sums(
+            rows, transposed_candidates, first_row, bands.num_anchors, tau
+        )
+        return column_sums, row_sums, []
 
     totals, _ = bands.run(step, 1, [])
     return 1.0 / tau + tf.math.log(totals[:, 0])
