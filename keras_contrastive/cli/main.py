@@ -25,7 +25,7 @@ flags.DEFINE_string("dataset", "digits", "'digits' (embedded), a TFDS name, a pr
 flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 flags.DEFINE_string("manual_dir", None, "Official files for preparing a TFDS dataset offline.")
 flags.DEFINE_bool("download", False, "Let TFDS download the dataset.")
-flags.DEFINE_integer("train_size", 0, "Use only the first N training images (0: all).")
+flags.DEFINE_integer("train_size", 0, "Train on a seeded class-balanced sample of N images (0: all).")
 flags.DEFINE_enum("encoder", "small_cnn", ["small_cnn", "resnet18", "resnet50"], "Encoder.")
 flags.DEFINE_integer("width", 32, "small_cnn: filters of its first stage.")
 flags.DEFINE_enum("projection", "linear", ["linear", "mlp"], "Projection head.")
@@ -33,40 +33,64 @@ flags.DEFINE_integer("projection_dim", 64, "Projection size.")
 flags.DEFINE_enum("augmentation", "paper", ["paper", "simclr"], "Augmentation recipe.")
 flags.DEFINE_enum("loss", "info_nce", ["info_nce", "hard", "simple", "hard_simple"], "Loss.")
 flags.DEFINE_float("tau", 0.2, "Temperature (initial value when learnable).")
-flags.DEFINE_integer("num_negatives", 64, "Negatives kept by the hard losses.")
+flags.DEFINE_integer("num_negatives", 64, "Negatives kept per anchor by the hard losses (0: use --alpha).")
+flags.DEFINE_float("alpha", 0.0, "Hard losses: keep the upper alpha quantile of each anchor's negatives "
+                   "(with --num_negatives=0; 0 and 0: the paper's 4095/50000).")
 flags.DEFINE_enum("temperature", "fixed", ["fixed", "learnable", "cosine"], "Temperature kind.")
 flags.DEFINE_enum("negatives", "batch", ["batch", "local_batch", "bank", "queue"], "Negative source.")
 flags.DEFINE_integer("queue_size", 4096, "FIFO queue size.")
 flags.DEFINE_integer("epochs", 100, "Epochs (100 suits the embedded digits: about 45 s here).")
 flags.DEFINE_integer("batch_size", 128, "Global batch size (the paper: 128).")
-flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd"], "Adam, or the paper's SGD (momentum 0.9, steps).")
+flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd"], "Adam, or the paper's SGD (momentum 0.9).")
 flags.DEFINE_float("learning_rate", 1e-3, "Learning rate (the paper's SGD: 0.03).")
+flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine", "steps"],
+                  "Constant, cosine decay to 0, or the paper's x0.1 steps at 80% and 95% of the epochs.")
 flags.DEFINE_float("weight_decay", 0.0, "Weight decay (the paper: 5e-4).")
 flags.DEFINE_enum("strategy", "none", ["none", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
 flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_float16", "mixed_bfloat16"], "Mixed precision.")
 flags.DEFINE_bool("xla", False, "Compile with XLA.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_integer("knn_k", 200, "kNN neighbours.")
+flags.DEFINE_enum("space", "projection", ["projection", "features"],
+                  "Where kNN, uniformity and tolerance are measured: the L2-normalised projection (the paper's) "
+                  "or the encoder's features. The linear probe always reads the features.")
+flags.DEFINE_integer("eval_every", 1, "Evaluate on the test split every N epochs, for the curves and the "
+                     "convergence rule (0: only at the end).")
 flags.DEFINE_integer("linear_probe_epochs", 30, "Linear-probe epochs (0 skips it).")
 flags.DEFINE_string("output_dir", "runs/default", "Run folder (results.json, model.keras).")
-flags.DEFINE_string("export_dir", "saved_models/default", "Export folder (numbered versions).")
+flags.DEFINE_string("export_dir", "saved_models/default", "Export folder (numbered versions); empty: no export.")
+flags.DEFINE_bool("paper_setting", False, "The paper's exact setting: memory bank of every training image "
+                  "(m = 0.5, one view), hard losses keep alpha = 4095/50000 of the bank, SGD 0.03 with x0.1 steps "
+                  "at 80% and 95% of the epochs, weight decay 5e-4, batch 128, linear 128-d head. Overrides those flags.")
 flags.DEFINE_integer("verbose", 2, "Keras progress: 0 silent, 1 bar, 2 a line per epoch.")
 flags.DEFINE_list("losses", ["info_nce", "hard"], "sweep: losses.")
-flags.DEFINE_list("taus", ["0.07", "0.2", "0.3", "0.7", "1.0"], "sweep: temperatures.")
+flags.DEFINE_list("taus", ["0.07", "0.2", "0.3", "0.7", "1.0"], "sweep: temperatures (simple and hard_simple "
+                  "are one column each: tau only scales them).")
+flags.DEFINE_list("seeds", ["0"], "sweep: seeds of every column.")
+flags.DEFINE_integer("max_runs", 0, "sweep: stop after training this many runs (0: all pending).")
 flags.DEFINE_string("checkpoint", None, "evaluate/export: a model.keras written by pretrain.")
 flags.DEFINE_integer("max_trials", 10, "tune: trials.")
 
 CONFIG_FLAGS = (
     "dataset", "data_dir", "manual_dir", "download", "train_size", "encoder", "width", "projection",
-    "projection_dim", "augmentation", "loss", "tau", "num_negatives", "temperature", "negatives",
-    "queue_size", "epochs", "batch_size", "optimizer", "learning_rate", "weight_decay", "strategy",
-    "mixed_precision", "xla", "seed", "knn_k", "linear_probe_epochs", "output_dir", "export_dir",
-    "verbose",
+    "projection_dim", "augmentation", "loss", "tau", "num_negatives", "alpha", "temperature", "negatives",
+    "queue_size", "epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "weight_decay",
+    "strategy", "mixed_precision", "xla", "seed", "knn_k", "space", "eval_every", "linear_probe_epochs",
+    "output_dir", "export_dir", "verbose", "paper_setting",
 )
+# Wang & Liu's Table 1 setting (PAPER.md), over whatever the flags say.
+PAPER_SETTING = {
+    "negatives": "bank", "num_negatives": 0, "alpha": 4095 / 50000, "optimizer": "sgd",
+    "learning_rate": 0.03, "lr_schedule": "steps", "weight_decay": 5e-4, "batch_size": 128,
+    "projection": "linear", "projection_dim": 128,
+}
 
 
 def config_from_flags():
-    return {name: FLAGS[name].value for name in CONFIG_FLAGS}
+    config = {name: FLAGS[name].value for name in CONFIG_FLAGS}
+    if config["paper_setting"]:
+        config.update(PAPER_SETTING)
+    return config
 
 
 def run_pretrain():
@@ -80,13 +104,12 @@ def run_pretrain():
 def run_sweep():
     from keras_contrastive.cli import sweep
 
-    taus = [float(tau) for tau in FLAGS.taus]
-    results = sweep.sweep(config_from_flags(), FLAGS.losses, taus)
-    rows = [{"loss": r["config"]["loss"], "tau": r["config"]["tau"], "knn_accuracy": r["knn_accuracy"],
-             "linear_accuracy": r.get("linear_accuracy"), "uniformity": r["uniformity"],
-             "tolerance": r["tolerance"]} for r in results]
-    print(sweep.markdown_table(rows))
-    print(f"table and figures in {FLAGS.output_dir}")
+    runs = sweep.sweep_runs(FLAGS.losses, [float(tau) for tau in FLAGS.taus], [int(s) for s in FLAGS.seeds])
+    finished, pending = sweep.sweep(config_from_flags(), runs, max_runs=FLAGS.max_runs)
+    if finished:
+        print(sweep.markdown_table(sweep.columns(finished)))
+        print(f"table and figures in {FLAGS.output_dir}")
+    print(f"runs finished: {len(finished)}, pending: {pending}")
 
 
 def _checkpoint():
@@ -121,15 +144,15 @@ def run_tune():
 
     from keras_contrastive.augmentation.augmenter import Augmenter
     from keras_contrastive.cli.runs import make_encoder
+    from keras_contrastive.cli.runs import training_subset
     from keras_contrastive.data.sources import load_splits
     from keras_contrastive.tuning import ContrastiveHyperModel
     from keras_contrastive.tuning import format_summary
     from keras_contrastive.tuning import tuning_summary
 
     splits = load_splits(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.download)
-    (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
-    if FLAGS.train_size:
-        train_x, train_y = train_x[: FLAGS.train_size], train_y[: FLAGS.train_size]
+    train_x, train_y = training_subset(*splits["train"], config_from_flags())
+    test_x, test_y = splits["test"]
     shape = train_x.shape[1:]
     hypermodel = ContrastiveHyperModel(
         build_encoder=lambda: make_encoder(FLAGS.encoder, shape, FLAGS.width),
@@ -138,6 +161,7 @@ def run_tune():
         augmenter=lambda: Augmenter(shape[:2], recipe=FLAGS.augmentation),
         projection_dim=FLAGS.projection_dim,
         knn_k=min(FLAGS.knn_k, len(train_x)),
+        space=FLAGS.space,
         seed=FLAGS.seed,
     )
     tuner = keras_tuner.RandomSearch(

@@ -2,24 +2,29 @@
 
 import json
 import os
+import shutil
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from keras_contrastive import encoders
 from keras_contrastive.augmentation.augmenter import Augmenter
+from keras_contrastive.data.balanced_subset import balanced_subset
 from keras_contrastive.data.pipeline import training_dataset
 from keras_contrastive.data.sources import load_splits
-from keras_contrastive.evaluation.dataset_metrics import uniformity_and_tolerance
-from keras_contrastive.evaluation.embedding import embed_dataset
-from keras_contrastive.evaluation.knn import knn_accuracy
-from keras_contrastive.evaluation.linear_probe import linear_probe_accuracy
+from keras_contrastive.evaluation.convergence import convergence
+from keras_contrastive.evaluation.convergence import describe_convergence
+from keras_contrastive.evaluation.evaluate_encoder import evaluate_encoder
+from keras_contrastive.evaluation.evaluation_callback import EvaluationCallback
+from keras_contrastive.evaluation.evaluation_utils import encoder_and_projector
 from keras_contrastive.evaluation.similarity_table import similarity_table
 from keras_contrastive.export.export_encoder import export_encoder
 from keras_contrastive.losses.hard_contrastive_loss import HardContrastiveLoss
 from keras_contrastive.losses.hard_simple_contrastive_loss import HardSimpleContrastiveLoss
+from keras_contrastive.losses.contrastive_utils import PAPER_ALPHA
 from keras_contrastive.losses.info_nce import InfoNCE
 from keras_contrastive.losses.simple_contrastive_loss import SimpleContrastiveLoss
 from keras_contrastive.metrics.tolerance import Tolerance
@@ -29,21 +34,33 @@ from keras_contrastive.negatives.fifo_queue import FifoQueue
 from keras_contrastive.negatives.memory_bank import MemoryBank
 from keras_contrastive.temperature.cosine_temperature_schedule import CosineTemperatureSchedule
 from keras_contrastive.temperature.learnable_temperature import LearnableTemperature
+from keras_contrastive.utils.files import write_json_atomically
 
 RESULTS_FILE = "results.json"
+# Written after every evaluation, so a resumed run keeps its earlier curve.
+CURVE_FILE = "curve.json"
+BACKUP_FOLDER = "backup"
 TABLE_SIZE = 1000
 
 
-def make_loss(name, tau, num_negatives):
-    """A loss by its command-line name."""
+def make_loss(name, tau, num_negatives=0, alpha=0.0):
+    """A loss by its command-line name.
+
+    The hard losses keep `num_negatives` per anchor, or the upper `alpha`
+    quantile of each anchor's candidates; with neither (both 0), the paper's
+    fraction, 4095 of 50,000.
+    """
+    selection = {"num_negatives": num_negatives or None, "alpha": alpha or None}
+    if not num_negatives and not alpha:
+        selection["alpha"] = PAPER_ALPHA
     if name == "info_nce":
         return InfoNCE(tau=tau)
     if name == "hard":
-        return HardContrastiveLoss(tau=tau, num_negatives=num_negatives)
+        return HardContrastiveLoss(tau=tau, **selection)
     if name == "simple":
         return SimpleContrastiveLoss(tau=tau)
     if name == "hard_simple":
-        return HardSimpleContrastiveLoss(num_negatives=num_negatives or 64, tau=tau)
+        return HardSimpleContrastiveLoss(tau=tau, **selection)
     raise ValueError(f"Unknown loss. Received: loss={name!r}")
 
 
@@ -73,15 +90,24 @@ def make_strategy(name):
 
 
 def make_optimizer(config, steps_per_epoch):
-    """Adam, or the paper's SGD (momentum 0.9, x0.1 at 80% and 95% of training)."""
+    """Adam, or SGD with momentum 0.9 (the paper's), on `lr_schedule`."""
+    learning_rate = make_learning_rate(config, config["epochs"] * steps_per_epoch)
+    weight_decay = config["weight_decay"] or None
     if config["optimizer"] == "adam":
-        return keras.optimizers.Adam(config["learning_rate"], weight_decay=config["weight_decay"] or None)
-    total = config["epochs"] * steps_per_epoch
-    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
-        [int(0.8 * total), int(0.95 * total)],
-        [config["learning_rate"], config["learning_rate"] * 0.1, config["learning_rate"] * 0.01],
+        return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
+    return keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=weight_decay)
+
+
+def make_learning_rate(config, total_steps):
+    """Constant; cosine decay to 0 (SimCLR's); or the paper's x0.1 steps at 80% and 95%."""
+    rate = config["learning_rate"]
+    if config["lr_schedule"] == "constant":
+        return rate
+    if config["lr_schedule"] == "cosine":
+        return keras.optimizers.schedules.CosineDecay(rate, max(1, total_steps))
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [int(0.8 * total_steps), int(0.95 * total_steps)], [rate, rate * 0.1, rate * 0.01]
     )
-    return keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=config["weight_decay"] or None)
 
 
 def make_temperature(config, steps_per_epoch):
@@ -108,9 +134,7 @@ def pretrain(config):
         manual_dir=config["manual_dir"],
         download=config["download"],
     )
-    train_images, train_labels = splits["train"]
-    if config["train_size"]:
-        train_images, train_labels = train_images[: config["train_size"]], train_labels[: config["train_size"]]
+    train_images, train_labels = training_subset(*splits["train"], config)
     test_images, test_labels = splits["test"]
     image_shape = tuple(train_images.shape[1:])
     steps_per_epoch = len(train_images) // config["batch_size"]
@@ -139,52 +163,108 @@ def pretrain(config):
             metrics=[Uniformity(), Tolerance()],
             jit_compile=True if config["xla"] else "auto",
         )
-    data = training_dataset(train_images, train_labels, config["batch_size"], config["seed"], with_index=bank)
-    history = model.fit(data, epochs=config["epochs"], verbose=config["verbose"])
-    os.makedirs(config["output_dir"], exist_ok=True)
+    train, test = (train_images, train_labels), (test_images, test_labels)
+    data = training_dataset(*train, config["batch_size"], config["seed"], with_index=bank)
+    curve_file = CurveFile(os.path.join(config["output_dir"], CURVE_FILE))
+    callbacks = [curve_file]
+    if config["eval_every"]:
+        callbacks.insert(0, EvaluationCallback(
+            _unit(train), _unit(test), space=config["space"], every_n_epochs=config["eval_every"],
+            knn_k=min(config["knn_k"], len(train_images)),
+        ))
+    # Last, so an epoch is backed up only once its curve is written: a run
+    # killed at any instant resumes from its last whole epoch.
+    callbacks.append(keras.callbacks.BackupAndRestore(readable_backup(config["output_dir"])))
+    model.fit(data, epochs=config["epochs"], verbose=config["verbose"], callbacks=callbacks)
     model.save(os.path.join(config["output_dir"], "model.keras"))
 
-    results = {
-        "config": config,
-        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
-        **evaluate(model, (train_images, train_labels), (test_images, test_labels), config),
-    }
-    results["export_path"] = export_encoder(
-        model,
-        config["export_dir"],
-        metadata={"dataset": config["dataset"], "epochs": config["epochs"], "results": _scalars(results)},
-    )
+    results = {"config": config, "curve": curve_file.curve, **evaluate(model, train, test, config)}
+    if config["eval_every"]:
+        results["convergence"] = convergence(results["curve"], config["epochs"], config["space"])
+    if config["export_dir"]:
+        results["export_path"] = export_encoder(
+            model,
+            config["export_dir"],
+            metadata={"dataset": config["dataset"], "epochs": config["epochs"], "results": _scalars(results)},
+        )
     results["seconds"] = time.time() - start
-    with open(os.path.join(config["output_dir"], RESULTS_FILE), "w") as f:
-        json.dump(results, f, indent=2, default=str)
+    write_json_atomically(os.path.join(config["output_dir"], RESULTS_FILE), results)
     return results
 
 
+def readable_backup(output_dir):
+    """The run's backup folder, emptied if a kill left it unreadable.
+
+    Keras' `BackupAndRestore` falls back to its previous weights when the
+    weights file is damaged, but fails on a half-written metadata file;
+    such a run restarts from its first epoch instead.
+    """
+    folder = os.path.join(output_dir, BACKUP_FOLDER)
+    metadata = os.path.join(folder, "training_metadata.json")
+    try:
+        if os.path.exists(metadata):
+            with open(metadata) as f:
+                json.load(f)
+    except ValueError:
+        logging.warning("Unreadable backup in %s (killed while writing): restarting the run.", folder)
+        shutil.rmtree(folder)
+    return folder
+
+
+def training_subset(images, labels, config):
+    """All training images, or a seeded class-balanced sample of `train_size`."""
+    size = config["train_size"]
+    if not size:
+        return images, labels
+    if not 0 < size <= len(images):
+        raise ValueError(
+            f"`train_size` must be from 1 to the {len(images)} training images "
+            f"(0: all). Received: train_size={size}"
+        )
+    chosen = balanced_subset(labels, size, seed=config["seed"])
+    return images[chosen], labels[chosen]
+
+
+class CurveFile(keras.callbacks.Callback):
+    """Keeps each epoch's logs in a JSON file, written atomically.
+
+    A resumed run (`BackupAndRestore`) starts again after its last backed-up
+    epoch: entries from that epoch on are replaced as they are redone.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.curve = []
+        if os.path.exists(path):
+            with open(path) as f:
+                self.curve = json.load(f)
+
+    def on_epoch_end(self, epoch, logs=None):
+        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        self.curve = [e for e in self.curve if e["epoch"] <= epoch] + [entry]
+        write_json_atomically(self.path, self.curve)
+
+
 def evaluate(model, train, test, config):
-    """The paper's measures of a trained model.
+    """The paper's measures of a trained model, in `config["space"]`.
 
     As in the paper and its author code, the kNN monitor, uniformity and
     tolerance use the L2-normalised embedding `f(x)` (the projection, what
-    the loss sees), and the linear probe the encoder's features.
+    the loss sees) unless `space` is `"features"`, and the linear probe the
+    encoder's features.
     """
-    # The encoder runs once per split; the projection is applied to its
-    # features.
-    features, labels = embed_dataset(model.encoder, _unit(train))
-    test_features, test_labels = embed_dataset(model.encoder, _unit(test))
-    bank, queries = _projection(model, features), _projection(model, test_features)
-    results = {
-        "knn_accuracy": knn_accuracy(
-            bank, labels, queries, test_labels, k=min(config["knn_k"], len(bank))
-        ),
-        **uniformity_and_tolerance(queries, test_labels),
-    }
-    if config["linear_probe_epochs"]:
-        results["linear_accuracy"] = linear_probe_accuracy(
-            features, labels, test_features, test_labels, epochs=config["linear_probe_epochs"]
-        )
+    results = evaluate_encoder(
+        model,
+        _unit(train),
+        _unit(test),
+        space=config["space"],
+        knn_k=min(config["knn_k"], len(train[0])),
+        linear_probe_epochs=config["linear_probe_epochs"],
+    )
     images = test[0][:TABLE_SIZE]
     anchors, positives = (
-        np.asarray(_project(model, model.augmenter(images, seed=tf.constant([seed, 7]))))
+        np.asarray(_embed(model, model.augmenter(images, seed=tf.constant([seed, 7])), config["space"]))
         for seed in (1, 2)
     )
     table = similarity_table(anchors, positives, k=min(10, len(images) - 1))
@@ -195,17 +275,10 @@ def evaluate(model, train, test, config):
     return results
 
 
-def _project(model, images):
-    features = model.encoder(images, training=False)
-    if model.projector is None:
-        return features
-    return model.projector(features, training=False)
-
-
-def _projection(model, features):
-    if model.projector is None:
-        return features
-    return np.asarray(model.projector.predict(features, batch_size=1024, verbose=0))
+def _embed(model, images, space):
+    encoder, head = encoder_and_projector(model, None, space)
+    features = encoder(images, training=False)
+    return features if head is None else head(features, training=False)
 
 
 def _unit(split):
@@ -227,14 +300,17 @@ def summary(results):
     lines = [
         f"dataset {config['dataset']}, encoder {config['encoder']}, loss {config['loss']} "
         f"(tau {config['tau']}), {config['epochs']} epochs, batch {config['batch_size']}",
-        f"  kNN accuracy      {results['knn_accuracy']:.4f}",
+        f"  kNN accuracy      {results['knn_accuracy']:.4f}  ({results['space']})",
     ]
     if "linear_accuracy" in results:
-        lines.append(f"  linear accuracy   {results['linear_accuracy']:.4f}")
+        lines.append(f"  linear accuracy   {results['linear_accuracy']:.4f}  (features)")
     lines += [
-        f"  uniformity (U)    {results['uniformity']:.4f}",
-        f"  tolerance (T)     {results['tolerance']:.4f}",
-        f"  exported to       {results['export_path']}",
-        f"  took              {results['seconds']:.0f} s",
+        f"  uniformity (U)    {results['uniformity']:.4f}  ({results['space']})",
+        f"  tolerance (T)     {results['tolerance']:.4f}  ({results['space']})",
     ]
+    if "convergence" in results:
+        lines.append(f"  converged         {describe_convergence(results['convergence'])}")
+    if "export_path" in results:
+        lines.append(f"  exported to       {results['export_path']}")
+    lines.append(f"  took              {results['seconds']:.0f} s")
     return "\n".join(lines)

@@ -4,15 +4,15 @@ import keras
 import keras_tuner
 
 from keras_contrastive.evaluation.evaluation_callback import EvaluationCallback
+from keras_contrastive.evaluation.evaluation_utils import check_space
+from keras_contrastive.evaluation.evaluation_utils import log_key
 from keras_contrastive.losses.hard_contrastive_loss import HardContrastiveLoss
 from keras_contrastive.losses.info_nce import InfoNCE
 from keras_contrastive.models.contrastive_model import ContrastiveModel
 from keras_contrastive.utils import validation
 
-OBJECTIVES = {
-    "val_knn_accuracy": "max",
-    "val_linear_accuracy": "max",
-}
+# Both do not depend on tau, unlike the loss; both are maximised.
+OBJECTIVES = ("knn_accuracy", "linear_accuracy")
 LOSSES = ("info_nce", "hard_contrastive")
 
 
@@ -23,9 +23,10 @@ class ContrastiveHyperModel(keras_tuner.HyperModel):
     `HardContrastiveLoss`, with its `num_negatives` among
     `num_negatives_choices`), and optionally the learning rate. Each trial's
     `fit` evaluates the encoder on `validation_data` against `bank_data`
-    after every epoch (`EvaluationCallback`), so the tuner ranks trials by
-    `val_knn_accuracy` (or `val_linear_accuracy`) and records
-    `val_uniformity` and `val_tolerance` beside it.
+    after every epoch (`EvaluationCallback`, in the named `space`), so the
+    tuner ranks trials by `val_projection_knn_accuracy` (or
+    `val_features_linear_accuracy`) and records
+    `val_projection_uniformity` and `val_projection_tolerance` beside it.
 
     `val_loss` is deliberately not the objective: a contrastive loss's scale
     depends on `tau` (roughly `1 / tau` times a similarity gap, plus `log`
@@ -65,8 +66,11 @@ class ContrastiveHyperModel(keras_tuner.HyperModel):
             Defaults to `(16, 64)`.
         learning_rate: A float, or a `(min, max)` pair to search it
             log-uniformly. Defaults to `1e-3`.
-        objective_name: `"val_knn_accuracy"` or `"val_linear_accuracy"`.
-            Defaults to `"val_knn_accuracy"`.
+        objective_name: `"knn_accuracy"` or `"linear_accuracy"` (of the
+            linear probe, on the features). Defaults to `"knn_accuracy"`.
+        space: Where kNN, uniformity and tolerance are measured:
+            `"projection"` (the paper's) or `"features"`. Defaults to
+            `"projection"`.
         knn_k: Neighbours of the kNN. Defaults to `200`.
         linear_probe_epochs: Epochs of the linear probe (needed for
             `"val_linear_accuracy"`). Defaults to `0` (no probe).
@@ -84,7 +88,8 @@ class ContrastiveHyperModel(keras_tuner.HyperModel):
         losses=LOSSES,
         num_negatives_choices=(16, 64),
         learning_rate=1e-3,
-        objective_name="val_knn_accuracy",
+        objective_name="knn_accuracy",
+        space="projection",
         knn_k=200,
         linear_probe_epochs=0,
         seed=0,
@@ -95,9 +100,9 @@ class ContrastiveHyperModel(keras_tuner.HyperModel):
                 f"`objective_name` must be one of {tuple(OBJECTIVES)} (tau-"
                 f"independent). Received: objective_name={objective_name!r}"
             )
-        if objective_name == "val_linear_accuracy" and not linear_probe_epochs:
+        if objective_name == "linear_accuracy" and not linear_probe_epochs:
             raise ValueError(
-                "`val_linear_accuracy` needs `linear_probe_epochs` > 0. "
+                "`linear_accuracy` needs `linear_probe_epochs` > 0. "
                 f"Received: linear_probe_epochs={linear_probe_epochs}"
             )
         unknown = [name for name in losses if name not in LOSSES]
@@ -118,13 +123,14 @@ class ContrastiveHyperModel(keras_tuner.HyperModel):
         self.num_negatives_choices = tuple(num_negatives_choices)
         self.learning_rate = learning_rate
         self.objective_name = objective_name
+        self.space = check_space(space)
         self.knn_k = knn_k
         self.linear_probe_epochs = linear_probe_epochs
         self.seed = seed
 
     def objective(self):
         """The `keras_tuner.Objective` to give the tuner."""
-        return keras_tuner.Objective(self.objective_name, OBJECTIVES[self.objective_name])
+        return keras_tuner.Objective(log_key(self.objective_name, self.space), "max")
 
     def build(self, hp):
         keras.utils.set_random_seed(self.seed)
@@ -161,6 +167,7 @@ class ContrastiveHyperModel(keras_tuner.HyperModel):
         evaluation = EvaluationCallback(
             self.bank_data,
             self.validation_data,
+            space=self.space,
             knn_k=self.knn_k,
             linear_probe_epochs=self.linear_probe_epochs,
         )

@@ -3,8 +3,10 @@
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -33,16 +35,20 @@ def quick(tmp_path):
 def test_pretrain_writes_results_export_and_summary(tmp_path):
     result = cli("pretrain", *quick(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
-    for line in ["kNN accuracy", "linear accuracy", "uniformity (U)", "tolerance (T)", "exported to"]:
+    for line in ["kNN accuracy", "linear accuracy   ", "(features)", "uniformity (U)", "tolerance (T)",
+                 "(projection)", "converged         ", "exported to"]:
         assert line in result.stdout
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["config"]["dataset"] == "digits"
+    assert results["config"]["dataset"] == "digits" and results["space"] == "projection"
     assert 0.1 < results["knn_accuracy"] <= 1.0
     assert 0 < results["uniformity"] <= 4.0 and -1 <= results["tolerance"] <= 1
     assert len(results["similarity_table"]["negatives"][0]) == 10
     assert results["export_path"].endswith(os.path.join("export", "1"))
     assert (tmp_path / "export" / "1" / "saved_model.pb").exists()
     assert (tmp_path / "run" / "model.keras").exists()
+    # The curve's last evaluation is the final one, in the same space.
+    assert results["curve"][-1]["val_projection_knn_accuracy"] == pytest.approx(results["knn_accuracy"])
+    assert results["convergence"]["reason"] == "fewer than two evaluations in the window"
 
     evaluated = cli("evaluate", f"--checkpoint={tmp_path / 'run' / 'model.keras'}", "--knn_k=20", "--linear_probe_epochs=0")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
@@ -53,28 +59,108 @@ def test_pretrain_writes_results_export_and_summary(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_writes_table_and_figures_and_resumes(tmp_path):
-    arguments = ["sweep", "--losses=info_nce,hard", "--taus=0.1,0.5", "--num_negatives=32", *quick(tmp_path)]
-    result = cli(*arguments)
+def test_pretrain_measures_the_space_it_is_given(tmp_path):
+    arguments = [*quick(tmp_path), "--space=features", "--epochs=2", "--linear_probe_epochs=0", "--export_dir="]
+    result = cli("pretrain", *arguments)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "(features)" in result.stdout and "(projection)" not in result.stdout
+    assert "exported to" not in result.stdout
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["space"] == "features" and "export_path" not in results
+    assert [point["epoch"] for point in results["curve"]] == [1, 2]
+    assert results["curve"][-1]["val_features_uniformity"] == pytest.approx(results["uniformity"])
+    assert not any(key.startswith("val_projection") for key in results["curve"][-1])
+    evaluated = cli("evaluate", f"--checkpoint={tmp_path / 'run' / 'model.keras'}", "--knn_k=20",
+                    "--linear_probe_epochs=0", "--space=features")
+    assert json.loads(evaluated.stdout)["uniformity"] == pytest.approx(results["uniformity"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_paper_setting_trains_with_the_bank(tmp_path):
+    result = cli("pretrain", *quick(tmp_path), "--paper_setting", "--loss=hard", "--export_dir=")
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((tmp_path / "run" / "results.json").read_text())["config"]
+    assert config["negatives"] == "bank" and config["optimizer"] == "sgd" and config["lr_schedule"] == "steps"
+    assert config["alpha"] == 4095 / 50000 and config["batch_size"] == 128 and config["weight_decay"] == 5e-4
+
+
+SWEEP = ["sweep", "--losses=info_nce,simple,hard_simple", "--taus=0.1,0.5", "--seeds=0,1", "--alpha=0.1",
+         "--num_negatives=0", "--linear_probe_epochs=0"]
+
+
+@pytest.mark.slow
+def test_sweep_writes_table_and_figures_and_resumes(tmp_path):
+    arguments = [*SWEEP, *quick(tmp_path), "--export_dir="]
+    first = cli(*arguments, "--max_runs=3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.strip().endswith("runs finished: 3, pending: 5")
     run = tmp_path / "run"
-    table = (run / "table.md").read_text()
-    for column in ["C 0.1", "C 0.5", "H 0.1", "H 0.5"]:
-        assert column in table
-    for row in ["kNN acc", "linear acc", "| U |", "| T |"]:
-        assert row in table
-    assert len((run / "table.csv").read_text().strip().splitlines()) == 5
-    figures = ["uniformity_tolerance.png", "accuracy.png", "relative_penalty.png",
-               "positive_vs_negatives_info_nce.png", "positive_vs_negatives_hard.png"]
+    finished = (run / "runs" / "info_nce_tau0.1_seed0" / "results.json").stat().st_mtime
+    second = cli(*arguments)  # resumable: nothing finished is redone
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.strip().endswith("runs finished: 8, pending: 0")
+    assert (run / "runs" / "info_nce_tau0.1_seed0" / "results.json").stat().st_mtime == finished
+    assert sorted(p.name for p in (run / "runs").iterdir()) == sorted(
+        [f"info_nce_tau{tau}_seed{seed}" for tau in ("0.1", "0.5") for seed in (0, 1)]
+        + [f"{loss}_seed{seed}" for loss in ("simple", "hard_simple") for seed in (0, 1)]
+    )
+    header = (run / "table.md").read_text().splitlines()[0]
+    assert [cell.strip(" *") for cell in header.split("|")[2:-1]] == ["C 0.1", "C 0.5", "Simple", "HardSimple"]
+    assert "| seeds (converged) | 2 (" in (run / "table.md").read_text() and " ± " in (run / "table.md").read_text()
+    assert len((run / "runs.csv").read_text().strip().splitlines()) == 9
+    figures = ["uniformity_tolerance.png", "accuracy.png", "curves.png", "relative_penalty.png",
+               "positive_vs_negatives_info_nce.png", "positive_vs_negatives_simple.png",
+               "positive_vs_negatives_hard_simple.png"]
     from matplotlib import image
 
     for name in figures:
         assert (run / name).read_bytes()[:8] == PNG_SIGNATURE
         assert image.imread(run / name).shape[0] > 100
-    finished = (run / "info_nce_tau0.1" / "results.json").stat().st_mtime
-    again = cli(*arguments)  # resumable: nothing is redone
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert (run / "info_nce_tau0.1" / "results.json").stat().st_mtime == finished
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_run_resumes_that_run_from_its_last_epoch(tmp_path):
+    arguments = [*SWEEP, "--losses=info_nce", "--taus=0.1", "--seeds=0", *quick(tmp_path), "--epochs=4",
+                 "--export_dir=", "--verbose=2"]
+    run_dir = tmp_path / "run" / "runs" / "info_nce_tau0.1_seed0"
+    process = subprocess.Popen([sys.executable, "-m", "keras_contrastive.cli", *arguments], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not _backed_up_epochs(run_dir) >= 2 and process.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert not (run_dir / "results.json").exists(), "the run finished before it could be killed"
+    curve_before = json.loads((run_dir / "curve.json").read_text())
+    resumed = cli(*arguments)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    output = resumed.stdout + resumed.stderr
+    assert "Epoch 1/4" not in output and "Epoch 2/4" not in output and "Epoch 3/4" in output
+    results = json.loads((run_dir / "results.json").read_text())
+    assert [point["epoch"] for point in results["curve"]] == [1, 2, 3, 4]
+    # The epochs trained before the kill keep their logged values.
+    assert results["curve"][:2] == curve_before[:2]
+
+
+@pytest.mark.slow
+def test_an_unreadable_backup_restarts_the_run(tmp_path):
+    arguments = [*SWEEP, "--losses=info_nce", "--taus=0.1", "--seeds=0", *quick(tmp_path), "--epochs=2",
+                 "--export_dir=", "--verbose=2"]
+    backup = tmp_path / "run" / "runs" / "info_nce_tau0.1_seed0" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "ba')  # killed mid-write
+    result = cli(*arguments)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Epoch 1/2" in result.stdout + result.stderr and "restarting the run" in result.stderr
+
+
+def _backed_up_epochs(run_dir):
+    try:
+        return json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def test_unknown_command_and_missing_checkpoint_fail_clearly(tmp_path):

@@ -49,6 +49,7 @@ def assert_completed_and_consistent(tuner, rows, trials):
         assert 0.03 <= row["tau"] <= 1.0
         assert 0.0 < row["objective"] <= 1.0
         assert row["uniformity"] is not None and row["tolerance"] is not None
+        assert row["space"] == "projection"
 
 
 @pytest.mark.slow
@@ -98,7 +99,27 @@ def test_bad_arguments_raise(splits):
     with pytest.raises(ValueError, match="tau_range=\\(1.0, 0.1\\)"):
         hypermodel(splits, tau_range=(1.0, 0.1))
     with pytest.raises(ValueError, match="linear_probe_epochs"):
-        hypermodel(splits, objective_name="val_linear_accuracy")
+        hypermodel(splits, objective_name="linear_accuracy")
+    with pytest.raises(ValueError, match="Received: space='pixels'"):
+        hypermodel(splits, space="pixels")
+
+
+def test_the_objective_names_its_space(splits):
+    assert hypermodel(splits).objective().name == "val_projection_knn_accuracy"
+    assert hypermodel(splits, space="features").objective().name == "val_features_knn_accuracy"
+    probe = hypermodel(splits, objective_name="linear_accuracy", linear_probe_epochs=1)
+    assert probe.objective().name == "val_features_linear_accuracy"
+
+
+@pytest.mark.slow
+def test_the_features_space_is_measured_and_summarised(splits, tmp_path):
+    model = hypermodel(splits, space="features")
+    tuner = keras_tuner.RandomSearch(
+        model, objective=model.objective(), max_trials=1, seed=4, directory=tmp_path, project_name="features"
+    )
+    rows = search(tuner, splits)
+    assert rows[0]["space"] == "features" and rows[0]["status"] == keras_tuner.engine.trial.TrialStatus.COMPLETED
+    assert "| features |" in format_summary(rows)
 
 
 def test_each_trial_is_seeded(splits):
