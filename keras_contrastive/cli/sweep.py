@@ -10,6 +10,7 @@ import numpy as np
 
 from keras_contrastive.cli.runs import RESULTS_FILE
 from keras_contrastive.cli.runs import pretrain
+from keras_contrastive.cli.verdicts import verdicts
 from keras_contrastive.evaluation.evaluation_utils import log_key
 from keras_contrastive.utils.files import replaced_atomically
 from keras_contrastive.utils.files import write_text_atomically
@@ -179,9 +180,11 @@ def runs_csv(finished):
 
 
 def write_report(finished, folder):
-    """`table.md` (Table 1, mean ± std), `runs.csv` (every run) and the figures."""
+    """`table.md` (Table 1, mean ± std, and the claims' verdicts), `runs.csv`
+    (every run) and the figures."""
     table = columns(finished)
-    write_text_atomically(os.path.join(folder, "table.md"), markdown_table(table))
+    report = markdown_table(table) + "\n## The paper's claims\n\n" + verdicts(table)
+    write_text_atomically(os.path.join(folder, "table.md"), report)
     write_text_atomically(os.path.join(folder, "runs.csv"), runs_csv(finished))
     plot_figures(table, folder)
 
