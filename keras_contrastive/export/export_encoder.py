@@ -1,9 +1,11 @@
 """Exporting a pretrained encoder as a reusable, servable SavedModel."""
 
+import errno
 import json
 import os
 import re
 import shutil
+import socket
 import uuid
 
 import keras
@@ -45,7 +47,12 @@ def export_encoder(
     The SavedModel is written to a temporary folder beside the target and
     renamed into place, so a crash leaves either the complete new version or
     nothing; an existing version is replaced only with `overwrite=True`, and
-    then only once the new one is complete.
+    then only once the new one is complete. Several processes may export
+    into one folder at once: the rename claims a version only if no other
+    export holds it, so each one that returns holds exactly what it wrote
+    (without `version`, a writer that loses the race takes the next free
+    number; with it, it fails). Temporary folders left by killed exports on
+    this host are removed by the next export.
 
     Args:
         model_or_encoder: A built `ContrastiveModel` (its encoder, projector,
@@ -71,13 +78,11 @@ def export_encoder(
             f"Received: path={path!r}"
         )
     os.makedirs(path, exist_ok=True)
+    _remove_dead_temporaries(path)
+    requested = version
     version = version or _next_version(path)
-    target = os.path.join(path, str(version))
-    if os.path.exists(target) and not overwrite:
-        raise ValueError(
-            f"Version {version} already exists at {target!r}; pass "
-            f"overwrite=True to replace it. Received: version={version}"
-        )
+    if not overwrite:
+        _check_free(path, version)
     recipe.update(
         {
             "image_shape": list(image_shape),
@@ -98,14 +103,16 @@ def export_encoder(
         recipe["projection_dim"] = int(projection_shape[-1])
     recipe.update(metadata or {})
 
-    temporary = os.path.join(path, f".tmp-{version}-{uuid.uuid4().hex}")
+    temporary = os.path.join(path, f"{_temporary_prefix()}{uuid.uuid4().hex}")
     try:
         _write_saved_model(encoder, projector, image_shape, recipe, temporary)
-        _move_into_place(temporary, target)
+        if overwrite:
+            return _replace(temporary, os.path.join(path, str(version)))
+        return _claim(temporary, path, version, requested is None)
     finally:
-        if os.path.exists(temporary):
-            shutil.rmtree(temporary)
-    return target
+        for leftover in (temporary, temporary + "-assets"):
+            if os.path.exists(leftover):
+                shutil.rmtree(leftover)
 
 
 def read_metadata(path):
@@ -174,11 +181,51 @@ def _next_version(path):
     return max(existing, default=0) + 1
 
 
-def _move_into_place(temporary, target):
+def _check_free(path, version):
+    target = os.path.join(path, str(version))
+    if os.path.exists(target):
+        raise ValueError(
+            f"Version {version} already exists at {target!r}; pass "
+            f"overwrite=True to replace it. Received: version={version}"
+        )
+
+
+def _claim(temporary, path, version, take_next):
+    """Renames `temporary` to the version folder, if no export holds it.
+
+    Renaming a folder onto a non-empty one fails, so of several processes
+    renaming onto one version exactly one wins. A loser takes the next free
+    number (its metadata says so) when `take_next`, else raises.
+    """
+    while True:
+        target = os.path.join(path, str(version))
+        try:
+            os.rename(temporary, target)
+            return target
+        except OSError as error:
+            if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if take_next:
+            version = _next_version(path)
+            _set_metadata_version(temporary, version)
+        else:
+            _check_free(path, version)  # raises, unless the holder just went
+
+
+def _set_metadata_version(folder, version):
+    metadata_path = os.path.join(folder, "assets", METADATA_FILE)
+    with open(metadata_path) as f:
+        metadata = json.load(f)
+    metadata["version"] = version
+    with open(metadata_path, "w") as f:
+        json.dump(metadata, f, indent=2, default=str)
+
+
+def _replace(temporary, target):
     """Renames `temporary` to `target`; an old `target` goes only afterwards."""
     if not os.path.exists(target):
         os.rename(temporary, target)
-        return
+        return target
     retired = f"{target}.old-{uuid.uuid4().hex}"
     os.rename(target, retired)
     try:
@@ -187,6 +234,31 @@ def _move_into_place(temporary, target):
         os.rename(retired, target)
         raise
     shutil.rmtree(retired)
+    return target
+
+
+def _temporary_prefix(pid=None):
+    """Temporary folders name their host and process, so a later export can
+    tell a killed writer's leftovers from a live writer's work."""
+    return f".tmp-{socket.gethostname()}-{pid or os.getpid()}-"
+
+
+def _remove_dead_temporaries(path):
+    pattern = re.compile(re.escape(f".tmp-{socket.gethostname()}-") + r"(\d+)-")
+    for name in os.listdir(path):
+        match = pattern.match(name)
+        if match and not _process_exists(int(match.group(1))):
+            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _regularization_losses(encoder):

@@ -3,7 +3,8 @@
 `load_without_library`: loads an export with TensorFlow alone and saves the
 serving outputs, failing if keras_contrastive was imported. `killed_export`:
 exports, and SIGKILLs itself after the SavedModel is written but before it is
-renamed into place.
+renamed into place. `concurrent_export`: exports when told to start, for the
+races between processes.
 """
 
 import json
@@ -40,6 +41,25 @@ def killed_export(model_path, path):
     kc.export_encoder(keras.models.load_model(model_path), path)
 
 
+def concurrent_export(model_path, path, start_file, version=None):
+    """Exports once `start_file` exists (so the processes race), printing the
+    version folder it got, or the error."""
+    import time
+
+    import keras
+
+    import keras_contrastive as kc
+
+    model = keras.models.load_model(model_path)
+    while not os.path.exists(start_file):
+        time.sleep(0.01)
+    try:
+        print("exported", kc.export_encoder(model, path, version=version))
+    except ValueError as error:
+        print("refused", error)
+
+
 if __name__ == "__main__":
     command, arguments = sys.argv[1], json.loads(sys.argv[2])
-    {"load_without_library": load_without_library, "killed_export": killed_export}[command](**arguments)
+    {"load_without_library": load_without_library, "killed_export": killed_export,
+     "concurrent_export": concurrent_export}[command](**arguments)

@@ -1,5 +1,6 @@
 """Exported encoders: round trips, fine-tuning, atomic writes and bad input."""
 
+import importlib
 import json
 import os
 import pathlib
@@ -182,6 +183,65 @@ def test_a_killed_export_leaves_no_version_folder(trained, tmp_path):
     versions = [name for name in os.listdir(path) if not name.startswith(".")]
     assert versions == ["1"]
     assert kc.read_metadata(os.path.join(path, "1"))["version"] == 1
+
+
+def race(model, tmp_path, writers, version=None):
+    """`writers` processes export `model` into one folder at the same instant."""
+    model_path, start = str(tmp_path / "model.keras"), tmp_path / "start"
+    model.save(model_path)
+    arguments = {"model_path": model_path, "path": str(tmp_path / "cnn"), "start_file": str(start),
+                 "version": version}
+    command = [sys.executable, "-m", "tests.export.export_scripts", "concurrent_export", json.dumps(arguments)]
+    processes = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(writers)]
+    start.write_text("go")
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err[-2000:] for _, err in outputs]
+    return [out.strip().splitlines()[-1] for out, _ in outputs]
+
+
+@pytest.mark.slow
+def test_concurrent_exports_each_get_their_own_version(trained, tmp_path):
+    model, images = trained
+    lines = race(model, tmp_path, writers=4)
+    paths = sorted(line.split(" ", 1)[1] for line in lines)
+    assert all(line.startswith("exported ") for line in lines)
+    assert paths == [str(tmp_path / "cnn" / str(v)) for v in (1, 2, 3, 4)]
+    assert sorted(os.listdir(tmp_path / "cnn")) == ["1", "2", "3", "4"]  # no temporaries left
+    for version, path in enumerate(paths, start=1):
+        assert kc.read_metadata(path)["version"] == version
+        outputs = tf.saved_model.load(path).signatures["serving_default"](images=tf.constant(images[:4]))
+        np.testing.assert_allclose(outputs["features"], model.encoder(images[:4]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_concurrent_exports_to_one_explicit_version_never_replace(trained, tmp_path):
+    model, _ = trained
+    lines = race(model, tmp_path, writers=2, version=3)
+    assert sorted(line.split(" ")[0] for line in lines) == ["exported", "refused"]
+    assert "Version 3 already exists" in [line for line in lines if line.startswith("refused")][0]
+    assert sorted(os.listdir(tmp_path / "cnn")) == ["3"]
+
+
+def test_a_dead_writers_temporary_folder_is_removed(trained, tmp_path):
+    # The package's `export_encoder` is the function; this is its module.
+    module = importlib.import_module("keras_contrastive.export.export_encoder")
+    model, _ = trained
+    path = tmp_path / "cnn"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        live_folder = path / (module._temporary_prefix(sleeper.pid) + "abc")
+        dead_folders = [path / (module._temporary_prefix(dead.pid) + "def"),
+                        path / (module._temporary_prefix(dead.pid) + "def-assets")]
+        for folder in [live_folder, *dead_folders]:
+            folder.mkdir(parents=True)
+        kc.export_encoder(model, str(path))
+        assert sorted(os.listdir(path)) == sorted(["1", live_folder.name])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_bad_input_raises(trained, tmp_path):
