@@ -109,7 +109,11 @@ def per_sample_losses(
         anchor_losses = blocked_anchor_losses(
             anchor_losses_fn, pair_set, block_size, **kernel_arguments
         )
-    return ops.mean(ops.reshape(anchor_losses, (-1, pair_set.views)), axis=1)
+    # NaN everywhere when any embedding or extra negative is non-finite
+    # (normalised to NaN), 0 otherwise: a selection (the hard losses'
+    # threshold) would silently drop a NaN candidate.
+    non_finite = ops.sum(pair_set.candidates) * 0.0
+    return ops.mean(ops.reshape(anchor_losses, (-1, pair_set.views)), axis=1) + non_finite
 
 
 def _is_plain_contrastive(anchor_losses_fn, pair_set):

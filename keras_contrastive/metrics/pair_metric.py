@@ -65,9 +65,15 @@ class PairMetric(keras.metrics.Metric):
         y_pred = ops.convert_to_tensor(y_pred)
         pairs = metric_pairs(y_pred, labels, sample_weight, self.min_views)
         total, count = self.anchor_sums(pairs)
+        # NaN for an anchor paired with a non-finite embedding (normalised to
+        # NaN), 0 elsewhere: comparisons and clipping would otherwise turn a
+        # diverged encoder into finite values.
+        poison = ops.sum(pairs.similarities, axis=1) * 0.0
         weights = pairs.anchor_weights
         if len(total.shape) == 2:
             weights = weights[:, None]
+            poison = poison[:, None]
+        total = total + poison
         self.total.assign_add(ops.sum(total * weights, axis=0))
         self.count.assign_add(ops.sum(count * pairs.anchor_weights))
 

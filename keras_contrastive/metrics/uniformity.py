@@ -57,8 +57,9 @@ class Uniformity(PairMetric):
         )
 
     def finalize(self, mean):
-        # mean == 0 only when no pair has been seen.
-        return ops.where(mean > 0.0, -ops.log(ops.maximum(mean, 1e-30)), 0.0)
+        # mean == 0 only when no pair has been seen; NaN stays NaN.
+        value = ops.where(mean > 0.0, -ops.log(ops.maximum(mean, 1e-30)), 0.0)
+        return ops.where(ops.isnan(mean), mean, value)
 
     def get_config(self):
         return {**super().get_config(), "t": self.t}

@@ -7,13 +7,16 @@ def l2_normalize(x, axis=-1):
     """Casts `x` to float32 and scales it to unit L2 norm along `axis`.
 
     A zero vector maps to zero with a zero gradient (the double `where` keeps
-    the untaken branch finite, so no `0 * inf` reaches the gradient). The cast
-    comes first: in float16 the squared norm of a vector above ~256 overflows
-    and that of a small one underflows.
+    the untaken branch finite, so no `0 * inf` reaches the gradient). A
+    vector holding NaN or inf maps to NaN, so a diverged encoder gives NaN
+    losses and metrics (and `TerminateOnNaN` fires), never finite ones. The
+    cast comes first: in float16 the squared norm of a vector above ~256
+    overflows and that of a small one underflows.
     """
     x = ops.cast(x, "float32")
     squared_norm = ops.sum(ops.square(x), axis=axis, keepdims=True)
-    nonzero = squared_norm > 0.0
+    # `!=`, not `>`: a NaN norm must take the scaling branch and stay NaN.
+    nonzero = ops.not_equal(squared_norm, 0.0)
     safe_squared_norm = ops.where(nonzero, squared_norm, 1.0)
     return ops.where(nonzero, x * ops.rsqrt(safe_squared_norm), 0.0)
 

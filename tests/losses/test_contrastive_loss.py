@@ -315,3 +315,20 @@ def test_errors_come_before_any_work(rng):
 
     with pytest.raises(ValueError, match="num_negatives=100"):
         traced.get_concrete_function()
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_embeddings_give_nan_not_a_finite_loss(rng, name, bad):
+    make, function, selection = LOSSES[name]
+    y_pred = make_embeddings(rng, "random")
+    broken = y_pred.copy()
+    broken[2, 1, 3] = bad
+    assert np.isnan(float(make(0.1)(None, broken)))
+    assert np.isnan(float(make(0.1)(None, np.full_like(y_pred, np.nan))))
+    # A non-finite entry of the extra negatives (a bank, a queue) too.
+    extra = rng.normal(size=(7, y_pred.shape[-1])).astype("float32")
+    extra[4, 0] = bad
+    assert np.all(np.isnan(function(None, y_pred, tau=0.1, extra_negatives=extra, **selection)))
+    # Zero vectors keep their finite handling.
+    assert np.isfinite(float(make(0.1)(None, np.zeros_like(y_pred))))

@@ -251,3 +251,15 @@ def test_non_positive_scale_raises(make, argument, value):
 def test_labels_of_wrong_shape_raise(rng):
     with pytest.raises(ValueError, match=r"one label per sample.*y_true.shape=\(5,\)"):
         metrics.Tolerance().update_state(np.zeros(5), make_batch(rng, "random")[0])
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_a_non_finite_embedding_gives_nan_not_a_finite_value(rng, name):
+    y_pred, labels = make_batch(rng, "random")
+    y_pred[1, 0, 2] = np.nan
+    metric = METRICS[name][0]()
+    feed(metric, [y_pred], [labels])
+    assert np.all(np.isnan(value_of(metric)))
+    metric.reset_state()
+    feed(metric, [np.zeros_like(y_pred)], [labels])
+    assert np.all(np.isfinite(value_of(metric)))

@@ -236,3 +236,16 @@ def test_tolerance_without_labels_names_the_metric(images):
     model.compile(optimizer="sgd", loss=kc.InfoNCE(), metrics=[kc.Tolerance()])
     with pytest.raises(ValueError, match="Tolerance.*needs integer labels"):
         model.fit(images, batch_size=8, epochs=1, verbose=0)
+
+
+def test_a_diverged_encoder_stops_training_on_nan(images):
+    # Embeddings holding NaN must not be normalised into a finite loss.
+    encoder = keras.Sequential([
+        keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3),
+        keras.layers.Lambda(lambda x: x * float("nan")),
+    ])
+    model = kc.ContrastiveModel(encoder, views=2)
+    model.compile(optimizer="adam", loss=kc.InfoNCE(tau=0.2), metrics=[kc.Uniformity()])
+    history = model.fit(images, batch_size=8, epochs=3, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()])
+    assert len(history.history["loss"]) == 1 and np.isnan(history.history["loss"][0])
+    assert np.isnan(history.history["uniformity"][0])
