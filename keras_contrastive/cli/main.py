@@ -70,13 +70,15 @@ flags.DEFINE_list("seeds", ["0"], "sweep: seeds of every column.")
 flags.DEFINE_integer("max_runs", 0, "sweep: stop after training this many runs (0: all pending).")
 flags.DEFINE_string("checkpoint", None, "evaluate/export: a model.keras written by pretrain.")
 flags.DEFINE_integer("max_trials", 10, "tune: trials.")
+flags.DEFINE_integer("validation_size", 0, "tune: training images held out to rank the trials, class-balanced "
+                     "(0: a tenth). The test split is used once, for the best trial.")
 
 CONFIG_FLAGS = (
     "dataset", "data_dir", "manual_dir", "download", "train_size", "encoder", "width", "projection",
     "projection_dim", "augmentation", "loss", "tau", "num_negatives", "alpha", "temperature", "negatives",
     "queue_size", "epochs", "batch_size", "optimizer", "learning_rate", "lr_schedule", "weight_decay",
     "strategy", "mixed_precision", "xla", "seed", "knn_k", "space", "eval_every", "linear_probe_epochs",
-    "output_dir", "export_dir", "verbose", "paper_setting",
+    "output_dir", "export_dir", "verbose", "paper_setting", "validation_size",
 )
 # Wang & Liu's Table 1 setting (PAPER.md), over whatever the flags say.
 PAPER_SETTING = {
@@ -140,36 +142,10 @@ def run_export():
 
 
 def run_tune():
-    import keras_tuner
+    from keras_contrastive.cli import runs
 
-    from keras_contrastive.augmentation.augmenter import Augmenter
-    from keras_contrastive.cli.runs import make_encoder
-    from keras_contrastive.cli.runs import training_subset
-    from keras_contrastive.data.sources import load_splits
-    from keras_contrastive.tuning import ContrastiveHyperModel
-    from keras_contrastive.tuning import format_summary
-    from keras_contrastive.tuning import tuning_summary
-
-    splits = load_splits(FLAGS.dataset, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.download)
-    train_x, train_y = training_subset(*splits["train"], config_from_flags())
-    test_x, test_y = splits["test"]
-    shape = train_x.shape[1:]
-    hypermodel = ContrastiveHyperModel(
-        build_encoder=lambda: make_encoder(FLAGS.encoder, shape, FLAGS.width),
-        bank_data=(train_x / 255.0, train_y),
-        validation_data=(test_x / 255.0, test_y),
-        augmenter=lambda: Augmenter(shape[:2], recipe=FLAGS.augmentation),
-        projection_dim=FLAGS.projection_dim,
-        knn_k=min(FLAGS.knn_k, len(train_x)),
-        space=FLAGS.space,
-        seed=FLAGS.seed,
-    )
-    tuner = keras_tuner.RandomSearch(
-        hypermodel, objective=hypermodel.objective(), max_trials=FLAGS.max_trials,
-        seed=FLAGS.seed, directory=FLAGS.output_dir, project_name="tune",
-    )
-    tuner.search(train_x, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, verbose=FLAGS.verbose)
-    print(format_summary(tuning_summary(tuner)))
+    results = runs.tune(config_from_flags(), FLAGS.max_trials)
+    print(runs.tune_summary(results))
 
 
 def main(argv):

@@ -37,6 +37,7 @@ from keras_contrastive.temperature.learnable_temperature import LearnableTempera
 from keras_contrastive.utils.files import write_json_atomically
 
 RESULTS_FILE = "results.json"
+TUNE_FILE = "tune.json"
 # Written after every evaluation, so a resumed run keeps its earlier curve.
 CURVE_FILE = "curve.json"
 BACKUP_FOLDER = "backup"
@@ -223,6 +224,84 @@ def training_subset(images, labels, config):
         )
     chosen = balanced_subset(labels, size, seed=config["seed"])
     return images[chosen], labels[chosen]
+
+
+def validation_split(images, labels, size, seed):
+    """Splits off `size` class-balanced images (0: a tenth) for validation.
+
+    Returns:
+        `((train_images, train_labels), (validation_images, validation_labels))`.
+    """
+    if not 0 <= size < len(images):
+        raise ValueError(
+            f"`validation_size` must be from 0 (a tenth) to fewer than the {len(images)} "
+            f"training images. Received: validation_size={size}"
+        )
+    held_out = balanced_subset(labels, size or max(1, len(images) // 10), seed=seed)
+    kept = np.setdiff1d(np.arange(len(images)), held_out)
+    return (images[kept], labels[kept]), (images[held_out], labels[held_out])
+
+
+def tune(config, max_trials):
+    """Searches tau and the loss with KerasTuner, ranked on held-out training images.
+
+    The trials are ranked on `validation_size` class-balanced images held out
+    from the training split (the kNN bank is the rest), never on the test
+    split, which is used once: to measure the best trial's model. Writes
+    `tune.json` to `output_dir` and returns its dict.
+    """
+    import keras_tuner
+
+    from keras_contrastive.tuning import ContrastiveHyperModel
+    from keras_contrastive.tuning import tuning_summary
+
+    keras.utils.set_random_seed(config["seed"])
+    splits = load_splits(config["dataset"], config["data_dir"], config["manual_dir"], config["download"])
+    train, validation = validation_split(
+        *training_subset(*splits["train"], config), config["validation_size"], config["seed"]
+    )
+    shape = train[0].shape[1:]
+    knn_k = min(config["knn_k"], len(train[0]))
+    hypermodel = ContrastiveHyperModel(
+        build_encoder=lambda: make_encoder(config["encoder"], shape, config["width"]),
+        bank_data=_unit(train),
+        validation_data=_unit(validation),
+        augmenter=lambda: Augmenter(shape[:2], recipe=config["augmentation"]),
+        projection_dim=config["projection_dim"],
+        knn_k=knn_k,
+        space=config["space"],
+        seed=config["seed"],
+    )
+    tuner = keras_tuner.RandomSearch(
+        hypermodel, objective=hypermodel.objective(), max_trials=max_trials,
+        seed=config["seed"], directory=config["output_dir"], project_name="tune",
+    )
+    tuner.search(train[0], epochs=config["epochs"], batch_size=config["batch_size"], verbose=config["verbose"])
+    best = tuner.get_best_models(1)[0]
+    results = {
+        "config": config,
+        "train_size": len(train[0]),
+        "validation_size": len(validation[0]),
+        "trials": tuning_summary(tuner),
+        "best_test": evaluate_encoder(best, _unit(train), _unit(splits["test"]), space=config["space"], knn_k=knn_k),
+    }
+    write_json_atomically(os.path.join(config["output_dir"], TUNE_FILE), results)
+    return results
+
+
+def tune_summary(results):
+    """The trials (ranked on validation) and the best one's test result."""
+    from keras_contrastive.tuning import format_summary
+
+    best, test = results["trials"][0], results["best_test"]
+    return "\n".join([
+        f"trials ranked on {results['validation_size']} validation images held out of the "
+        f"{results['train_size'] + results['validation_size']} training images:",
+        format_summary(results["trials"]),
+        f"best trial {best['trial_id']} ({best['loss']}, tau {best['tau']:.3f}) on the test split: "
+        f"kNN accuracy {test['knn_accuracy']:.4f}, U {test['uniformity']:.4f}, "
+        f"T {test['tolerance']:.4f} ({test['space']})",
+    ])
 
 
 class CurveFile(keras.callbacks.Callback):

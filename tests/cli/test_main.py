@@ -168,3 +168,16 @@ def test_unknown_command_and_missing_checkpoint_fail_clearly(tmp_path):
     assert result.returncode != 0 and "one of pretrain, sweep, evaluate, export, tune" in result.stderr
     result = cli("export", f"--checkpoint={tmp_path / 'none.keras'}")
     assert result.returncode != 0 and "--checkpoint must name a model.keras file" in result.stderr
+
+
+@pytest.mark.slow
+def test_tune_ranks_on_held_out_training_images_and_tests_the_best_once(tmp_path):
+    result = cli("tune", "--max_trials=2", "--epochs=1", "--knn_k=20", "--validation_size=300",
+                 f"--output_dir={tmp_path / 'tune'}", "--verbose=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "tune" / "tune.json").read_text())
+    assert results["validation_size"] == 300 and results["train_size"] == 1437 - 300
+    assert len(results["trials"]) == 2 and results["trials"][0]["objective"] is not None
+    assert 0.1 < results["best_test"]["knn_accuracy"] <= 1.0
+    assert "trials ranked on 300 validation images held out of the 1437 training images" in result.stdout
+    assert "on the test split: kNN accuracy" in result.stdout
