@@ -165,7 +165,11 @@ def pretrain(config):
             jit_compile=True if config["xla"] else "auto",
         )
     train, test = (train_images, train_labels), (test_images, test_labels)
-    data = training_dataset(*train, config["batch_size"], config["seed"], with_index=bank)
+    backup = os.path.join(config["output_dir"], BACKUP_FOLDER)
+    # The batches start where the backup (restored by `BackupAndRestore`)
+    # ends, in the order an uninterrupted run draws them.
+    data = training_dataset(*train, config["batch_size"], config["seed"], with_index=bank,
+                            epochs=config["epochs"], initial_epoch=restored_epoch(backup))
     curve_file = CurveFile(os.path.join(config["output_dir"], CURVE_FILE))
     callbacks = [curve_file]
     if config["eval_every"]:
@@ -175,8 +179,9 @@ def pretrain(config):
         ))
     # Last, so an epoch is backed up only once its curve is written: a run
     # killed at any instant resumes from its last whole epoch.
-    callbacks.append(keras.callbacks.BackupAndRestore(readable_backup(config["output_dir"])))
-    model.fit(data, epochs=config["epochs"], verbose=config["verbose"], callbacks=callbacks)
+    callbacks.append(keras.callbacks.BackupAndRestore(backup))
+    model.fit(data, epochs=config["epochs"], steps_per_epoch=steps_per_epoch, shuffle=False,
+              verbose=config["verbose"], callbacks=callbacks)
     model.save(os.path.join(config["output_dir"], "model.keras"))
 
     results = {"config": config, "curve": curve_file.curve, **evaluate(model, train, test, config)}
@@ -193,23 +198,23 @@ def pretrain(config):
     return results
 
 
-def readable_backup(output_dir):
-    """The run's backup folder, emptied if a kill left it unreadable.
+def restored_epoch(folder):
+    """How many whole epochs the `BackupAndRestore` folder holds (0: none).
 
-    Keras' `BackupAndRestore` falls back to its previous weights when the
-    weights file is damaged, but fails on a half-written metadata file;
-    such a run restarts from its first epoch instead.
+    Keras falls back to its previous weights when the weights file is
+    damaged, but fails on a half-written metadata file: such a backup is
+    removed, and the run restarts from its first epoch.
     """
-    folder = os.path.join(output_dir, BACKUP_FOLDER)
     metadata = os.path.join(folder, "training_metadata.json")
+    if not os.path.exists(metadata):
+        return 0
     try:
-        if os.path.exists(metadata):
-            with open(metadata) as f:
-                json.load(f)
-    except ValueError:
+        with open(metadata) as f:
+            return int(json.load(f)["epoch"])
+    except (ValueError, KeyError, TypeError):
         logging.warning("Unreadable backup in %s (killed while writing): restarting the run.", folder)
         shutil.rmtree(folder)
-    return folder
+        return 0
 
 
 def training_subset(images, labels, config):

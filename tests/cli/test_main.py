@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -142,6 +143,18 @@ def test_a_sweep_killed_mid_run_resumes_that_run_from_its_last_epoch(tmp_path):
     assert [point["epoch"] for point in results["curve"]] == [1, 2, 3, 4]
     # The epochs trained before the kill keep their logged values.
     assert results["curve"][:2] == curve_before[:2]
+    # And it ends where an uninterrupted run does: same batches, same views.
+    whole = cli(*[a.replace(str(tmp_path / "run"), str(tmp_path / "whole")) for a in arguments])
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    whole_dir = tmp_path / "whole" / "runs" / "info_nce_tau0.1_seed0"
+    import keras
+
+    import keras_contrastive  # noqa: F401  (registers the model)
+
+    resumed_weights = keras.models.load_model(run_dir / "model.keras").get_weights()
+    whole_weights = keras.models.load_model(whole_dir / "model.keras").get_weights()
+    for a, b in zip(resumed_weights, whole_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow
