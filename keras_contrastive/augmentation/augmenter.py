@@ -76,6 +76,13 @@ class Augmenter(keras.layers.Layer):
         self._seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, seed=None, training=True):
+        if images.dtype != tf.uint8:
+            # Floats in [0, 255] would all clip to 1: a blank image.
+            tf.debugging.assert_less_equal(
+                tf.reduce_max(tf.cast(images, "float32")), 1.0 + 1e-3,
+                message="Float images must be in [0, 1]: divide images in [0, 255] by "
+                "255, or pass uint8. Received a maximum of (below)",
+            )
         images = to_unit_float(images)
         if not training:
             return self._resize(images)

@@ -135,6 +135,7 @@ class ContrastiveLoss(keras.losses.Loss):
             **overrides: Stored arguments replaced for this call: a learnt
                 or scheduled `tau` (a tensor), or `label_mode`.
         """
+        validation.check_sample_weight(sample_weight, y_pred.shape[0] if hasattr(y_pred, "shape") else None)
         with keras.name_scope(self.name):
             per_sample = self.per_sample_loss(
                 y_true,

@@ -97,6 +97,7 @@ def per_sample_losses(
     pair_set = contrastive_pair_set(
         y_true, y_pred, label_mode, extra_negatives, extra_labels, in_batch_negatives
     )
+    validation.assert_positive("tau", kernel_arguments.get("tau", 1.0))
     block_size = _resolve_block_size(block_size, pair_set)
     if _is_plain_contrastive(anchor_losses_fn, pair_set):
         anchor_losses = plain_contrastive_anchor_losses(pair_set, block_size, **kernel_arguments)
@@ -156,7 +157,9 @@ def plain_contrastive_anchor_losses(
 
 def _resolve_block_size(block_size, pair_set):
     if block_size is not None:
-        return block_size
+        # More anchors than there are would pad the blocks to `block_size`.
+        num_anchors = pair_set.anchors.shape[0]
+        return block_size if num_anchors is None else min(block_size, num_anchors)
     num_anchors, num_candidates = pair_set.anchors.shape[0], pair_set.candidates.shape[0]
     if num_anchors is None or num_candidates is None:
         return None
@@ -203,6 +206,12 @@ def contrastive_pair_set(
     batch, views, _ = check_candidates(
         y_pred, extra_negatives, extra_labels, in_batch_negatives
     )
+    if views == 1 and label_mode is None:
+        raise ValueError(
+            "One view has no positive without labels: the loss would be 0. Give "
+            "2+ views, or `label_mode='supervised'` with `extra_labels` (a memory "
+            f"bank). Received: y_pred.shape={tuple(y_pred.shape)}, label_mode=None"
+        )
     anchors = flatten_views(l2_normalize(y_pred))
     num_anchors = ops.shape(anchors)[0]
     rows = ops.arange(num_anchors, dtype="int32")
@@ -215,6 +224,9 @@ def contrastive_pair_set(
                 "Received: y_true=None"
             )
         validation.check_labels(y_true, batch)
+        validation.check_integer_labels(y_true)
+        if extra_labels is not None:
+            validation.check_integer_labels(extra_labels, "extra_labels")
         anchor_labels = ops.repeat(ops.reshape(ops.cast(y_true, "int32"), (-1,)), views)
         candidate_labels = anchor_labels
         candidate_labelled = ops.ones((num_anchors,), "bool")
@@ -405,7 +417,17 @@ def check_num_negatives_available(
     if num_negatives is None:
         return
     available = max_negatives_per_anchor(y_pred, extra_negatives, in_batch_negatives)
-    if available is not None and num_negatives > available:
+    if available is None:
+        # The batch is known only at run time (tf.function, tf.distribute).
+        batch, views = ops.shape(y_pred)[0], ops.shape(y_pred)[1]
+        num_extra = 0 if extra_negatives is None else ops.shape(extra_negatives)[0]
+        in_batch = views * (batch - 1) if in_batch_negatives else 0
+        tf.debugging.assert_less_equal(
+            num_negatives, in_batch + num_extra,
+            message=f"`num_negatives` must be at most the negatives each anchor has "
+            f"(views * (batch - 1) + num_extra, below). Received: num_negatives={num_negatives}",
+        )
+    elif num_negatives > available:
         raise ValueError(
             f"`num_negatives` must be at most the {available} negatives each "
             f"anchor has (views * (batch - 1) + num_extra). "

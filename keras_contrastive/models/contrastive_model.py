@@ -285,6 +285,11 @@ class ContrastiveModel(keras.Model):
     def _project_views(self, images, step, training):
         """Returns the `(batch, views, dim)` projections of the views."""
         if len(images.shape) == 5:
+            if images.shape[1] is not None and images.shape[1] != self.views:
+                raise ValueError(
+                    f"Ready-made views (rank-5 images) must hold `views={self.views}` "
+                    f"views per image. Received: images.shape={tuple(images.shape)}"
+                )
             views = [to_unit_float(images[:, v]) for v in range(self.views)]
         else:
             views = [self._augment(images, step, v) for v in range(self.views)]

@@ -54,6 +54,14 @@ class FifoQueue(keras.layers.Layer):
     def update(self, indices, embeddings):
         """Enqueues `embeddings` (batch, dim) from every replica."""
         del indices
+        count = embeddings.shape[0]
+        message = (
+            f"`FifoQueue(size={self.size})` must hold at least the global batch, or "
+            "entries overwrite each other. Received: a global batch of"
+        )
+        if count is not None and count > self.size:
+            raise ValueError(f"{message} {count}")
+        tf.debugging.assert_less_equal(ops.shape(embeddings)[0], self.size, message=message)
         (embeddings,), _ = distribute.gather_global_batch(
             tf.stop_gradient(l2_normalize(embeddings))
         )

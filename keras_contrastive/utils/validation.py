@@ -7,15 +7,22 @@ received, and runs before any tensor work, as the Keras API does.
 import math
 import numbers
 
+import numpy as np
+import tensorflow as tf
+from keras import backend
+
 LABEL_MODES = (None, "supervised", "mask")
 
 
 def check_positive_float(name, value):
     """Returns `value` as a float after checking it is finite and positive.
 
-    Tensors and variables (a learnt or scheduled temperature) pass through
-    unchecked: their value is only known when the step runs.
+    NumPy scalars and eager scalar tensors are read as floats (so configs
+    stay JSON); variables and traced tensors (a learnt or scheduled
+    temperature) pass through: their value is only known when the step runs,
+    where `assert_positive` checks it.
     """
+    value = _concrete_scalar(name, value)
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         if hasattr(value, "dtype") and hasattr(value, "shape"):
             return value
@@ -28,6 +35,31 @@ def check_positive_float(name, value):
             f"Received: {name}={value}"
         )
     return float(value)
+
+
+def _concrete_scalar(name, value):
+    """A NumPy or eager-tensor scalar as a Python number; anything else as is."""
+    concrete = isinstance(value, (np.ndarray, np.generic))
+    if not concrete and hasattr(value, "numpy") and not hasattr(value, "assign"):
+        try:
+            value, concrete = value.numpy(), True
+        except (AttributeError, NotImplementedError, ValueError, TypeError):
+            return value  # a traced tensor
+    if not concrete:
+        return value
+    array = np.asarray(value)
+    if array.size != 1 or array.dtype.kind not in "iuf":
+        raise ValueError(f"`{name}` must be a scalar number. Received: {name}={value!r}")
+    return array.item()
+
+
+def assert_positive(name, value):
+    """At run time: a TF assertion that a tensor `value` is positive."""
+    if isinstance(value, numbers.Real):
+        return
+    tf.debugging.assert_positive(
+        value, message=f"`{name}` must be positive. Received: {name} <= 0 (value below)"
+    )
 
 
 def check_optional_positive_int(name, value):
@@ -133,6 +165,28 @@ def check_labels(labels, batch, name="y_true"):
         raise ValueError(
             f"`{name}` must hold one label per sample, shape ({batch},). "
             f"Received: {name}.shape={shape}"
+        )
+
+
+def check_integer_labels(labels, name="y_true"):
+    """Raises for float or boolean labels: class labels are integers."""
+    dtype = labels.dtype if hasattr(labels, "dtype") else np.asarray(labels).dtype
+    dtype = backend.standardize_dtype(dtype)
+    if "int" not in dtype:
+        raise ValueError(
+            f"`{name}` must hold integer class labels. Received: {name} of dtype {dtype}"
+        )
+
+
+def check_sample_weight(sample_weight, batch):
+    """Checks one weight per sample when both sizes are known."""
+    if sample_weight is None:
+        return
+    shape = tuple(sample_weight.shape if hasattr(sample_weight, "shape") else np.shape(sample_weight))
+    if shape and batch is not None and shape[0] is not None and (shape[0] != batch or len(shape) > 2):
+        raise ValueError(
+            f"`sample_weight` must hold one weight per sample, shape ({batch},). "
+            f"Received: sample_weight.shape={shape}"
         )
 
 

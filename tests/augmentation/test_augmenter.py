@@ -77,3 +77,10 @@ def test_bad_arguments_raise():
         Augmenter(32, recipe="byol")
     with pytest.raises(ValueError, match="Received: image_size=\\(0, 0\\)"):
         Augmenter(0)
+
+
+def test_float_images_in_0_255_raise_instead_of_clipping_to_white(images):
+    augmenter = Augmenter(images.shape[1])
+    augmenter(images, training=True)  # floats in [0, 1] are fine
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Float images must be in \[0, 1\]"):
+        augmenter(images * 255.0, training=True)

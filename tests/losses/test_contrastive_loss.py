@@ -332,3 +332,68 @@ def test_non_finite_embeddings_give_nan_not_a_finite_loss(rng, name, bad):
     assert np.all(np.isnan(function(None, y_pred, tau=0.1, extra_negatives=extra, **selection)))
     # Zero vectors keep their finite handling.
     assert np.isfinite(float(make(0.1)(None, np.zeros_like(y_pred))))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_tau_as_a_numpy_or_tensor_scalar_is_stored_as_a_float(name):
+    import json
+
+    for tau in [np.array(0.2), np.float32(0.2), tf.constant(0.2)]:
+        loss = LOSSES[name][0](tau)
+        assert isinstance(loss.tau, float) and loss.tau == pytest.approx(0.2)
+        json.dumps(loss.get_config())
+    for tau in [np.array(-1.0), tf.constant(0.0), np.array([0.1, 0.2])]:
+        with pytest.raises(ValueError, match="Received: tau="):
+            LOSSES[name][0](tau)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_a_traced_tau_that_is_not_positive_fails_at_run_time(rng, name):
+    make, function, selection = LOSSES[name]
+    y_pred = make_embeddings(rng, "random")
+    compute = tf.function(lambda tau: function(None, y_pred, tau=tau, **selection))
+    assert np.all(np.isfinite(compute(tf.constant(0.5))))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`tau` must be positive"):
+        compute(tf.constant(0.0))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_one_view_with_extras_needs_a_label_mode(rng, name):
+    _, function, selection = LOSSES[name]
+    y_pred = make_embeddings(rng, "random", views=1)
+    extra = rng.normal(size=(9, y_pred.shape[-1])).astype("float32")
+    with pytest.raises(ValueError, match="One view has no positive without labels.*label_mode=None"):
+        function(None, y_pred, tau=0.1, extra_negatives=extra, **selection)
+
+
+@pytest.mark.parametrize("cls", [losses.HardContrastiveLoss, losses.HardSimpleContrastiveLoss])
+def test_more_hard_negatives_than_a_run_time_batch_has_fail(rng, cls):
+    loss = cls(tau=0.1, num_negatives=12)
+    compute = tf.function(lambda y: loss(None, y), input_signature=[tf.TensorSpec((None, 2, 8))])
+    assert np.isfinite(float(compute(make_embeddings(rng, "random", batch=8))))  # 14 negatives
+    with pytest.raises(tf.errors.InvalidArgumentError, match="`num_negatives` must be at most.*num_negatives=12"):
+        compute(make_embeddings(rng, "random", batch=6))  # a last batch of 6: 10 negatives
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_a_block_size_above_the_batch_is_clamped(rng, name):
+    _, function, selection = LOSSES[name]
+    y_pred = make_embeddings(rng, "random")
+    dense = function(None, y_pred, tau=0.2, **selection)
+    np.testing.assert_allclose(function(None, y_pred, tau=0.2, block_size=10**9, **selection), dense, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_sample_weight_of_the_wrong_length_raises(rng, name):
+    with pytest.raises(ValueError, match=r"`sample_weight` must hold one weight per sample, shape \(6,\).*\(4,\)"):
+        LOSSES[name][0](0.1)(None, make_embeddings(rng, "random"), sample_weight=np.ones(4))
+
+
+def test_float_labels_raise_where_integer_labels_are_needed(rng):
+    y_pred = make_embeddings(rng, "random")
+    with pytest.raises(ValueError, match="`y_true` must hold integer class labels.*float32"):
+        losses.InfoNCE(label_mode="supervised")(np.array([0.5, 1, 2, 0, 1, 2], "float32"), y_pred)
+    extra = rng.normal(size=(4, y_pred.shape[-1])).astype("float32")
+    with pytest.raises(ValueError, match="`extra_labels` must hold integer class labels"):
+        losses.info_nce(np.arange(6), y_pred, label_mode="mask", extra_negatives=extra,
+                        extra_labels=np.zeros(4, "float32"))

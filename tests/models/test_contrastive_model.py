@@ -249,3 +249,11 @@ def test_a_diverged_encoder_stops_training_on_nan(images):
     history = model.fit(images, batch_size=8, epochs=3, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()])
     assert len(history.history["loss"]) == 1 and np.isnan(history.history["loss"][0])
     assert np.isnan(history.history["uniformity"][0])
+
+
+def test_ready_made_views_must_match_views(images):
+    model = make_model(views=2)
+    model.compile(optimizer="sgd", loss=kc.InfoNCE(tau=0.2))
+    three_views = np.stack([images] * 3, axis=1)
+    with pytest.raises(ValueError, match=r"must hold `views=2` views per image.*\(8, 3, 4, 4, 1\)"):
+        model.fit(three_views, batch_size=8, epochs=1, verbose=0)

@@ -42,3 +42,16 @@ def test_bad_arguments_raise():
         kc.MemoryBank(4, momentum=1.0)
     with pytest.raises(ValueError, match="Received: size=-1"):
         kc.FifoQueue(-1)
+
+
+def test_a_queue_smaller_than_the_global_batch_raises(rng):
+    import keras
+
+    import keras_contrastive as kc
+
+    encoder = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(4)])
+    model = kc.ContrastiveModel(encoder, negatives=kc.FifoQueue(8))
+    model.compile(optimizer="sgd", loss=kc.InfoNCE(tau=0.2))
+    images = rng.uniform(size=(32, 4, 4, 1)).astype("float32")
+    with pytest.raises(Exception, match=r"FifoQueue\(size=8\)` must hold at least the global batch.*16"):
+        model.fit(images, batch_size=16, epochs=1, verbose=0)
