@@ -31,7 +31,11 @@ def gather_global_batch(*tensors):
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return list(tensors), 0
-    local_size = tf.shape(tensors[0])[:1]
+    # `identity` places each tensor on this replica's device: under
+    # MultiWorkerMirroredStrategy a tensor straight from the input pipeline
+    # (the labels) has no device, and collectives refuse it.
+    tensors = [tf.identity(tensor) for tensor in tensors]
+    local_size = tf.identity(tf.shape(tensors[0])[:1])
     sizes = context.all_gather(local_size, axis=0)
     offset = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
     gathered = [_all_gather(context, tensor) for tensor in tensors]
@@ -64,3 +68,35 @@ def step_logs(logs):
     if not in_multi_worker_mode():
         return logs
     return {key: tf.reshape(value, (1,)) for key, value in logs.items()}
+
+
+def worker_id(strategy):
+    """`(task_type, task_id)` of this worker under a multi-worker strategy,
+    or None elsewhere."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return None
+    if resolver.task_type is None:
+        return None
+    return resolver.task_type, resolver.task_id
+
+
+def is_chief(strategy):
+    """Whether this process writes shared outputs: always without workers;
+    the "chief" task, or worker 0 when the cluster has no chief."""
+    worker = worker_id(strategy)
+    if worker is None:
+        return True
+    task_type, task_id = worker
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    if "chief" in cluster:
+        return task_type == "chief"
+    return task_type == "worker" and task_id == 0
+
+
+def worker_name(strategy):
+    """A name for this worker's own files: "chief" or e.g. "worker1"."""
+    worker = worker_id(strategy)
+    if worker is None or is_chief(strategy):
+        return "chief"
+    return f"{worker[0]}{worker[1]}"

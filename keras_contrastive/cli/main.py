@@ -100,7 +100,10 @@ def run_pretrain():
 
     results = runs.pretrain(config_from_flags())
     print(runs.summary(results))
-    print(f"  results           {os.path.join(FLAGS.output_dir, runs.RESULTS_FILE)}")
+    if results["written_by_this_worker"]:
+        print(f"  results           {os.path.join(FLAGS.output_dir, runs.RESULTS_FILE)}")
+    else:
+        print("  results           written by the chief worker")
 
 
 def run_sweep():
@@ -136,8 +139,13 @@ def run_evaluate():
 
 
 def run_export():
+    from keras_contrastive import distribute
+    from keras_contrastive.cli.runs import make_strategy
     from keras_contrastive.export.export_encoder import export_encoder
 
+    if not distribute.is_chief(make_strategy(FLAGS.strategy)):
+        print("the chief worker exports")
+        return
     print(f"exported to {export_encoder(_checkpoint(), FLAGS.export_dir)}")
 
 

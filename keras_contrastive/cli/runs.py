@@ -1,8 +1,11 @@
 """The work behind the command line: one pretraining run, evaluated and exported."""
 
+import contextlib
+import functools
 import json
 import os
 import shutil
+import tempfile
 import time
 
 import keras
@@ -10,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from keras_contrastive import distribute
 from keras_contrastive import encoders
 from keras_contrastive.augmentation.augmenter import Augmenter
 from keras_contrastive.data.balanced_subset import balanced_subset
@@ -75,7 +79,10 @@ def make_encoder(name, image_shape, width=32):
     raise ValueError(f"Unknown encoder. Received: encoder={name!r}")
 
 
+@functools.cache
 def make_strategy(name):
+    """The named strategy, one per process: a sweep's runs share it (two
+    strategies over the same devices collide on collective keys)."""
     if name == "none":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -160,41 +167,70 @@ def pretrain(config):
         )
         model.compile(
             optimizer=make_optimizer(config, steps_per_epoch),
-            loss=make_loss(config["loss"], config["tau"], config["num_negatives"]),
+            loss=make_loss(config["loss"], config["tau"], config["num_negatives"], config["alpha"]),
             metrics=[Uniformity(), Tolerance()],
             jit_compile=True if config["xla"] else "auto",
         )
     train, test = (train_images, train_labels), (test_images, test_labels)
+    with worker_folders(strategy, config) as (output_dir, export_dir):
+        results = _train_and_evaluate(model, train, test, config, steps_per_epoch, output_dir)
+        if export_dir:
+            path = export_encoder(
+                model,
+                export_dir,
+                metadata={"dataset": config["dataset"], "epochs": config["epochs"], "results": _scalars(results)},
+            )
+            if output_dir == config["output_dir"]:
+                results["export_path"] = path
+        results["seconds"] = time.time() - start
+        write_json_atomically(os.path.join(output_dir, RESULTS_FILE), results)
+    results["written_by_this_worker"] = distribute.is_chief(strategy)
+    return results
+
+
+@contextlib.contextmanager
+def worker_folders(strategy, config):
+    """Where this process writes: the run's folders on the chief (or alone);
+    under several workers, the others write to a temporary folder that is
+    removed afterwards (they still save and export: saving may run
+    collectives), as Keras' multi-worker guide does."""
+    if distribute.is_chief(strategy):
+        yield config["output_dir"], config["export_dir"]
+        return
+    scratch = tempfile.mkdtemp(prefix=f"keras-contrastive-{distribute.worker_name(strategy)}-")
+    try:
+        yield scratch, config["export_dir"] and os.path.join(scratch, "export")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train_and_evaluate(model, train, test, config, steps_per_epoch, output_dir):
+    """Fits with curves and a resumable backup, saves, evaluates."""
+    strategy = model.distribute_strategy
     backup = os.path.join(config["output_dir"], BACKUP_FOLDER)
+    if distribute.worker_id(strategy) is not None:
+        backup = os.path.join(backup, distribute.worker_name(strategy))  # each worker its own
     # The batches start where the backup (restored by `BackupAndRestore`)
     # ends, in the order an uninterrupted run draws them.
-    data = training_dataset(*train, config["batch_size"], config["seed"], with_index=bank,
+    data = training_dataset(*train, config["batch_size"], config["seed"],
+                            with_index=config["negatives"] == "bank",
                             epochs=config["epochs"], initial_epoch=restored_epoch(backup))
-    curve_file = CurveFile(os.path.join(config["output_dir"], CURVE_FILE))
+    curve_file = CurveFile(os.path.join(output_dir, CURVE_FILE))
     callbacks = [curve_file]
     if config["eval_every"]:
         callbacks.insert(0, EvaluationCallback(
             _unit(train), _unit(test), space=config["space"], every_n_epochs=config["eval_every"],
-            knn_k=min(config["knn_k"], len(train_images)),
+            knn_k=min(config["knn_k"], len(train[0])),
         ))
     # Last, so an epoch is backed up only once its curve is written: a run
     # killed at any instant resumes from its last whole epoch.
     callbacks.append(keras.callbacks.BackupAndRestore(backup))
     model.fit(data, epochs=config["epochs"], steps_per_epoch=steps_per_epoch, shuffle=False,
               verbose=config["verbose"], callbacks=callbacks)
-    model.save(os.path.join(config["output_dir"], "model.keras"))
-
+    model.save(os.path.join(output_dir, "model.keras"))
     results = {"config": config, "curve": curve_file.curve, **evaluate(model, train, test, config)}
     if config["eval_every"]:
         results["convergence"] = convergence(results["curve"], config["epochs"], config["space"])
-    if config["export_dir"]:
-        results["export_path"] = export_encoder(
-            model,
-            config["export_dir"],
-            metadata={"dataset": config["dataset"], "epochs": config["epochs"], "results": _scalars(results)},
-        )
-    results["seconds"] = time.time() - start
-    write_json_atomically(os.path.join(config["output_dir"], RESULTS_FILE), results)
     return results
 
 

@@ -8,7 +8,9 @@ import os
 import keras
 import numpy as np
 
+from keras_contrastive import distribute
 from keras_contrastive.cli.runs import RESULTS_FILE
+from keras_contrastive.cli.runs import make_strategy
 from keras_contrastive.cli.runs import pretrain
 from keras_contrastive.cli.verdicts import verdicts
 from keras_contrastive.evaluation.evaluation_utils import log_key
@@ -51,6 +53,9 @@ def sweep(config, runs, max_runs=0):
     A run is finished when `<output_dir>/runs/<name>/results.json` exists
     (written atomically, last): finished runs are never redone; an
     unfinished run resumes from its last whole epoch (`pretrain`'s backup).
+    Under several workers every worker trains every run and only the chief
+    writes; the output folder must be shared, so that all of them skip the
+    same finished runs.
 
     Args:
         config: The `pretrain` config shared by the runs.
@@ -79,7 +84,7 @@ def sweep(config, runs, max_runs=0):
         })
         trained += 1
     finished = load_finished(config["output_dir"], runs)
-    if finished:
+    if finished and distribute.is_chief(make_strategy(config["strategy"])):
         write_report(finished, config["output_dir"])
     return finished, len(runs) - len(finished)
 

@@ -58,4 +58,8 @@ def training_dataset(images, labels, batch_size, seed=0, with_index=False, shuff
         lambda rows: {key: tf.gather(value, rows) for key, value in features.items()},
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # The arrays are not files: under several workers, each takes its share
+    # of every global batch.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

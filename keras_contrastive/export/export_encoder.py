@@ -33,7 +33,9 @@ def export_encoder(
     free number when `version` is None) and holds:
 
     - a `serving_default` signature taking `images` (float32 in [0, 1],
-      `(batch, height, width, channels)`) and returning `features` (the
+      `(batch, height, width, channels)`; floats in [0, 255] are not
+      detected there and give wrong features: divide them by 255 first) and
+      returning `features` (the
       encoder's output) and `projection` (the L2-normalised projection, when
       the model has a projector), so TF Serving and `tf.saved_model.load`
       callers need no Keras;

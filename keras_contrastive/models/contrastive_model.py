@@ -255,6 +255,20 @@ class ContrastiveModel(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.tau_tracker, *self.contrastive_metrics]
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # A private Keras 3 hook, overridden because under
+        # a strategy Keras takes a batch and reduces it across replicas to
+        # build the model symbolically, which fails on dict batches under
+        # MultiWorkerMirroredStrategy (keras-team/keras#20329) and consumes
+        # a batch. This model is built already and owns its loss and
+        # metrics: only the optimizer is left, and it needs no batch.
+        if self.built and self._compile_loss is None and self._compile_metrics is None:
+            if not self.optimizer.built:
+                with self.distribute_strategy.scope():
+                    self.optimizer.build(self.trainable_variables)
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # --- the steps ----------------------------------------------------------
 
     def train_step(self, data):

@@ -4,8 +4,10 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -194,3 +196,63 @@ def test_tune_ranks_on_held_out_training_images_and_tests_the_best_once(tmp_path
     assert 0.1 < results["best_test"]["knn_accuracy"] <= 1.0
     assert "trials ranked on 300 validation images held out of the 1437 training images" in result.stdout
     assert "on the test split: kNN accuracy" in result.stdout
+
+
+def two_workers(*arguments, timeout=600):
+    """Runs the command line as both workers of a 127.0.0.1 cluster."""
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    processes = []
+    for index in range(2):
+        config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        environment = {**os.environ, "TF_CONFIG": json.dumps(config)}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "keras_contrastive.cli", *arguments, "--strategy=multi_worker"],
+            cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    outputs = []
+    try:
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=timeout)
+            assert process.returncode == 0, stderr[-3000:]
+            outputs.append(stdout)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    return outputs
+
+
+@pytest.mark.slow
+def test_the_main_job_on_two_workers_writes_once_and_matches_one_process(tmp_path):
+    arguments = [*quick(tmp_path), "--epochs=3", "--linear_probe_epochs=0"]
+    chief, worker = two_workers("pretrain", *arguments)
+    assert "written by the chief worker" in worker and "results.json" in chief
+    assert sorted(os.listdir(tmp_path / "export")) == ["1"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.name != "backup") == [
+        "curve.json", "model.keras", "results.json"]
+    assert not list((tmp_path / "run" / "backup").rglob("*.h5"))  # each worker's backup removed
+    assert not [p for p in pathlib.Path(tempfile.gettempdir()).glob("keras-contrastive-worker1-*")]
+    shared = json.loads((tmp_path / "run" / "results.json").read_text())
+
+    alone = cli("pretrain", *[a.replace(str(tmp_path), str(tmp_path / "alone")) for a in arguments])
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    single = json.loads((tmp_path / "alone" / "run" / "results.json").read_text())
+    # The same global batches and views; batch statistics are per worker.
+    np.testing.assert_allclose([p["loss"] for p in shared["curve"]], [p["loss"] for p in single["curve"]], rtol=0.05)
+    assert shared["knn_accuracy"] == pytest.approx(single["knn_accuracy"], abs=0.05)
+
+    checkpoint = f"--checkpoint={tmp_path / 'run' / 'model.keras'}"
+    exported = two_workers("export", checkpoint, f"--export_dir={tmp_path / 'export'}")
+    assert sorted(os.listdir(tmp_path / "export")) == ["1", "2"] and "the chief worker exports" in exported[1]
+    evaluated = two_workers("evaluate", checkpoint, "--knn_k=20", "--linear_probe_epochs=0")
+    assert json.loads(evaluated[0])["knn_accuracy"] == json.loads(evaluated[1])["knn_accuracy"]
+
+    sweep = two_workers(*SWEEP, "--losses=info_nce", "--taus=0.1,0.5", "--seeds=0", *quick(tmp_path / "sweep"),
+                        "--export_dir=")
+    assert all(out.strip().endswith("runs finished: 2, pending: 0") for out in sweep)
+    assert (tmp_path / "sweep" / "run" / "table.md").exists()
