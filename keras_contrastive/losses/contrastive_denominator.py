@@ -60,6 +60,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import ops as tf_ops
 from tensorflow.python.ops import control_flow_util
+from tensorflow.python.saved_model import save_context
 
 
 def log_denominators(anchors, extras, tau, views, rank=None, block_size=None):
@@ -198,14 +199,30 @@ def kth_largest(values, k):
     Returns:
         `(rows,)` float32.
 
-    `partitioned_kth_largest` for one `k` outside XLA; otherwise
-    `bisection_kth_largest`.
+    `partitioned_kth_largest` (NumPy, through a host callback) for one `k`
+    when `_selects_on_host(values)`; otherwise `bisection_kth_largest`, which
+    runs on any device, under XLA and in a SavedModel.
     """
     k = tf.convert_to_tensor(k, tf.int32)
-    if _compiled_by_xla() or k.shape.rank != 0:
+    if k.shape.rank != 0 or not _selects_on_host(values):
         return bisection_kth_largest(values, k)
     selected = tf.numpy_function(partitioned_kth_largest, [values, k], tf.float32, stateful=False)
     return tf.ensure_shape(selected, values.shape[:1])
+
+
+def _selects_on_host(values):
+    """Whether NumPy may select: for tensors on the host CPU, outside XLA,
+    and outside a SavedModel being written (a host callback can be neither
+    compiled nor saved, and on an accelerator it would copy the matrix to
+    the host every step)."""
+    # Private TensorFlow API (no public one says so): `tf.saved_model.save`
+    # traces functions in this context.
+    if _compiled_by_xla() or save_context.in_save_context():
+        return False
+    if values.device:
+        return tf.DeviceSpec.from_string(values.device).device_type == "CPU"
+    # No device chosen: the placer takes an accelerator when there is one.
+    return not any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU"))
 
 
 def _compiled_by_xla():

@@ -218,3 +218,43 @@ def test_fast_path_equals_the_general_kernel(monkeypatch, rng, name, block_size,
     general = loss_and_gradients(name, y_pred, extra, 0.1, block_size)
     for a, b in zip(general, fast):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def selection_ops(function, *arguments):
+    """The op types of the graph `function` traces for `arguments`."""
+    graph = tf.function(function).get_concrete_function(*arguments).graph
+    return {op.type for op in graph.get_operations()}
+
+
+@pytest.mark.parametrize("device", ["/CPU:0", "/GPU:0", "/TPU:0"])
+def test_the_selection_path_follows_the_tensors_device(rng, device):
+    values = rng.normal(size=(6, 40)).astype("float32")
+
+    def select(v):
+        with tf.device(device):  # soft placement runs it here on the CPU
+            return contrastive_denominator.kth_largest(tf.identity(v), tf.constant(5))
+
+    host_callback = {"PyFunc", "PyFuncStateless", "EagerPyFunc"} & selection_ops(select, tf.TensorSpec((6, 40)))
+    assert bool(host_callback) == (device == "/CPU:0")
+    np.testing.assert_array_equal(tf.function(select)(values), -np.sort(-values, axis=1)[:, 4])
+
+
+def test_a_saved_hard_loss_restores_in_another_process(rng, tmp_path):
+    import subprocess
+    import sys
+
+    y_pred = rng.normal(size=(8, 2, 6)).astype("float32")
+    loss = losses.HardContrastiveLoss(tau=0.2, num_negatives=5)
+    module = tf.Module()
+    module.loss = tf.function(lambda y: loss(None, y), input_signature=[tf.TensorSpec((None, 2, 6))])
+    tf.saved_model.save(module, str(tmp_path / "loss"))
+    np.save(tmp_path / "y.npy", y_pred)
+    script = (
+        "import sys, numpy as np, tensorflow as tf;"
+        "m = tf.saved_model.load(sys.argv[1]);"
+        "print(float(m.loss(np.load(sys.argv[2]))))"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "loss"), str(tmp_path / "y.npy")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.strip().splitlines()[-1]) == pytest.approx(float(loss(None, y_pred)), rel=1e-5)
