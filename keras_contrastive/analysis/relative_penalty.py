@@ -18,7 +18,7 @@ from keras_contrastive.utils import validation
 
 def _log_relative_penalty(similarities, tau, negative_mask):
     """Checks the arguments; returns `log r_i(s_ij)` and the negatives mask."""
-    tau = validation.check_positive_float("tau", tau)
+    tau = validation.check_positive_scalar("tau", tau)
     similarities = ops.cast(ops.convert_to_tensor(similarities), "float32")
     shape = tuple(similarities.shape)
     if len(shape) != 2:

@@ -47,7 +47,7 @@ def hard_contrastive_loss(
 
 {paper_reference}
     """
-    tau = validation.check_positive_float("tau", tau)
+    tau = validation.check_positive_scalar("tau", tau)
     num_negatives, alpha = check_negative_selection(
         num_negatives, alpha, required=PAPER_ALPHA
     )

@@ -48,7 +48,7 @@ def hard_simple_contrastive_loss(
 
 {paper_reference}
     """
-    tau = validation.check_positive_float("tau", tau)
+    tau = validation.check_positive_scalar("tau", tau)
     lam = validation.check_optional_nonnegative_float("lam", lam)
     num_negatives, alpha = check_negative_selection(
         num_negatives, alpha, required=True

@@ -44,7 +44,7 @@ def info_nce(
 
 {paper_reference}
     """
-    tau = validation.check_positive_float("tau", tau)
+    tau = validation.check_positive_scalar("tau", tau)
     return per_sample_losses(
         contrastive_anchor_losses,
         y_true,

@@ -40,7 +40,7 @@ def simple_contrastive_loss(
 
 {paper_reference}
     """
-    tau = validation.check_positive_float("tau", tau)
+    tau = validation.check_positive_scalar("tau", tau)
     lam = validation.check_optional_nonnegative_float("lam", lam)
     return per_sample_losses(
         simple_anchor_losses,

@@ -37,6 +37,13 @@ def check_positive_float(name, value):
     return float(value)
 
 
+def check_positive_scalar(name, value):
+    """As `check_positive_float`, for a value that flows into computation: a
+    tensor comes back as itself (a gradient may be taken through it)."""
+    number = check_positive_float(name, value)
+    return value if tf.is_tensor(value) else number
+
+
 def _concrete_scalar(name, value):
     """A NumPy or eager-tensor scalar as a Python number; anything else as is."""
     concrete = isinstance(value, (np.ndarray, np.generic))

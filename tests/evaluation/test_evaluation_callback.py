@@ -48,7 +48,7 @@ def test_figures_reach_history_and_monitors(setup):
 
 def test_the_projection_space_is_the_default_and_named_in_the_keys(rng):
     labels = np.arange(64) % 4
-    images = (labels[:, None, None, None] + rng.normal(size=(64, 8, 8, 1))).astype("float32")
+    images = (labels[:, None, None, None] / 5 + 0.2 * rng.uniform(size=(64, 8, 8, 1))).astype("float32")
     model = keras_contrastive.ContrastiveModel(
         keras_contrastive.encoders.small_cnn((8, 8, 1), width=4, feature_dim=8),
         keras_contrastive.encoders.projection_head("linear", 6),
