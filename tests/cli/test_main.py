@@ -171,9 +171,9 @@ def test_an_unreadable_backup_restarts_the_run(tmp_path):
     assert "Epoch 1/2" in result.stdout + result.stderr and "restarting the run" in result.stderr
 
 
-def _backed_up_epochs(run_dir):
+def _backed_up_epochs(run_dir, worker=""):
     try:
-        return json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"]
+        return json.loads((run_dir / "backup" / worker / "training_metadata.json").read_text())["epoch"]
     except (OSError, ValueError, KeyError):
         return 0
 
@@ -198,8 +198,8 @@ def test_tune_ranks_on_held_out_training_images_and_tests_the_best_once(tmp_path
     assert "on the test split: kNN accuracy" in result.stdout
 
 
-def two_workers(*arguments, timeout=600):
-    """Runs the command line as both workers of a 127.0.0.1 cluster."""
+def start_workers(*arguments):
+    """Starts the command line as both workers of a 127.0.0.1 cluster."""
     sockets = [socket.socket() for _ in range(2)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))
@@ -214,17 +214,26 @@ def two_workers(*arguments, timeout=600):
             [sys.executable, "-m", "keras_contrastive.cli", *arguments, "--strategy=multi_worker"],
             cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         ))
+    return processes
+
+
+def finish_workers(processes, timeout=600):
+    """Each worker's standard output, once all have succeeded."""
     outputs = []
     try:
         for process in processes:
-            stdout, stderr = process.communicate(timeout=timeout)
-            assert process.returncode == 0, stderr[-3000:]
-            outputs.append(stdout)
+            output, errors = process.communicate(timeout=timeout)
+            assert process.returncode == 0, errors[-3000:]
+            outputs.append(output)
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
     return outputs
+
+
+def two_workers(*arguments):
+    return finish_workers(start_workers(*arguments))
 
 
 @pytest.mark.slow
@@ -256,3 +265,34 @@ def test_the_main_job_on_two_workers_writes_once_and_matches_one_process(tmp_pat
                         "--export_dir=")
     assert all(out.strip().endswith("runs finished: 2, pending: 0") for out in sweep)
     assert (tmp_path / "sweep" / "run" / "table.md").exists()
+
+
+@pytest.mark.slow
+def test_two_workers_killed_and_restarted_resume_from_their_backups(tmp_path):
+    def arguments(folder):
+        return [*quick(folder), "--epochs=4", "--linear_probe_epochs=0", "--export_dir=", "--verbose=2"]
+
+    processes = start_workers("pretrain", *arguments(tmp_path))
+    try:
+        deadline = time.time() + 400
+        while time.time() < deadline and any(p.poll() is None for p in processes):
+            if all(_backed_up_epochs(tmp_path / "run", name) >= 2 for name in ("chief", "worker1")):
+                break
+            time.sleep(0.05)
+    finally:
+        for process in processes:  # the whole cluster goes down
+            process.kill()
+            process.communicate()
+    assert not (tmp_path / "run" / "results.json").exists(), "the run finished before it could be killed"
+    resumed = finish_workers(start_workers("pretrain", *arguments(tmp_path)))
+    assert all("Epoch 1/4" not in out and "Epoch 2/4" not in out for out in resumed)
+    whole = finish_workers(start_workers("pretrain", *arguments(tmp_path / "whole")))
+    assert all("Epoch 1/4" in out for out in whole)
+    import keras
+
+    import keras_contrastive  # noqa: F401  (registers the model)
+
+    got = keras.models.load_model(tmp_path / "run" / "model.keras").get_weights()
+    want = keras.models.load_model(tmp_path / "whole" / "run" / "model.keras").get_weights()
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
