@@ -38,6 +38,7 @@ from keras_contrastive.negatives.fifo_queue import FifoQueue
 from keras_contrastive.negatives.memory_bank import MemoryBank
 from keras_contrastive.temperature.cosine_temperature_schedule import CosineTemperatureSchedule
 from keras_contrastive.temperature.learnable_temperature import LearnableTemperature
+from keras_contrastive.utils.files import replaced_atomically
 from keras_contrastive.utils.files import write_json_atomically
 
 RESULTS_FILE = "results.json"
@@ -227,7 +228,8 @@ def _train_and_evaluate(model, train, test, config, steps_per_epoch, output_dir)
     callbacks.append(keras.callbacks.BackupAndRestore(backup))
     model.fit(data, epochs=config["epochs"], steps_per_epoch=steps_per_epoch, shuffle=False,
               verbose=config["verbose"], callbacks=callbacks)
-    model.save(os.path.join(output_dir, "model.keras"))
+    with replaced_atomically(os.path.join(output_dir, "model.keras")) as temporary:
+        model.save(temporary)
     results = {"config": config, "curve": curve_file.curve, **evaluate(model, train, test, config)}
     if config["eval_every"]:
         results["convergence"] = convergence(results["curve"], config["epochs"], config["space"])

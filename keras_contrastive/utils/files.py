@@ -11,7 +11,8 @@ def replaced_atomically(path):
     """Yields a temporary path beside `path`, moved onto `path` on success.
 
     The temporary file sits in the same folder (so the final `os.replace` is
-    an atomic rename) and has a unique name, so two processes writing the
+    an atomic rename) and has a unique name ending in the target's own
+    extension (Keras saves only to `.keras` names), so two processes writing the
     same path at once each leave a whole file, the last one winning, and a
     kill at any instant leaves the previous file intact. The file is synced
     before the rename; on an exception it is removed.
@@ -19,7 +20,7 @@ def replaced_atomically(path):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder
+        prefix=f".{os.path.basename(path)}.", suffix=".tmp" + os.path.splitext(path)[1], dir=folder
     )
     os.close(descriptor)
     try:

@@ -1,6 +1,7 @@
 """Atomic writes, checked with real processes writing and being killed."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def test_two_processes_writing_at_once_always_leave_a_whole_file(tmp_path):
             seen.add(check_whole(path)["writer"])
     assert [w.wait() for w in writers] == [0, 0]
     assert check_whole(path)["write"] == 149
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp*"))
     assert seen  # the reader did read while they wrote
 
 
@@ -77,3 +78,11 @@ def test_a_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
             raise RuntimeError("killed")
     assert json.loads(path.read_text()) == {"old": True}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
+
+
+def test_the_temporary_file_keeps_the_extension(tmp_path):
+    with replaced_atomically(tmp_path / "model.keras") as temporary:
+        assert temporary.endswith(".keras") and os.path.dirname(temporary) == str(tmp_path)
+        with open(temporary, "w") as f:
+            f.write("zip")
+    assert (tmp_path / "model.keras").read_text() == "zip"
