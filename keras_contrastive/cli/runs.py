@@ -183,7 +183,8 @@ def pretrain(config):
             )
             if output_dir == config["output_dir"]:
                 results["export_path"] = path
-        results["seconds"] = time.time() - start
+        # A resumed run counts the time of its earlier processes too.
+        results["seconds"] = results.pop("seconds_before_resume") + time.time() - start
         write_json_atomically(os.path.join(output_dir, RESULTS_FILE), results)
     results["written_by_this_worker"] = distribute.is_chief(strategy)
     return results
@@ -213,10 +214,11 @@ def _train_and_evaluate(model, train, test, config, steps_per_epoch, output_dir)
         backup = os.path.join(backup, distribute.worker_name(strategy))  # each worker its own
     # The batches start where the backup (restored by `BackupAndRestore`)
     # ends, in the order an uninterrupted run draws them.
+    initial_epoch = restored_epoch(backup)
     data = training_dataset(*train, config["batch_size"], config["seed"],
                             with_index=config["negatives"] == "bank",
-                            epochs=config["epochs"], initial_epoch=restored_epoch(backup))
-    curve_file = CurveFile(os.path.join(output_dir, CURVE_FILE))
+                            epochs=config["epochs"], initial_epoch=initial_epoch)
+    curve_file = CurveFile(os.path.join(output_dir, CURVE_FILE), initial_epoch)
     callbacks = [curve_file]
     if config["eval_every"]:
         callbacks.insert(0, EvaluationCallback(
@@ -230,7 +232,8 @@ def _train_and_evaluate(model, train, test, config, steps_per_epoch, output_dir)
               verbose=config["verbose"], callbacks=callbacks)
     with replaced_atomically(os.path.join(output_dir, "model.keras")) as temporary:
         model.save(temporary)
-    results = {"config": config, "curve": curve_file.curve, **evaluate(model, train, test, config)}
+    results = {"config": config, "curve": curve_file.curve, **evaluate(model, train, test, config),
+               "seconds_before_resume": curve_file.earlier_seconds}
     if config["eval_every"]:
         results["convergence"] = convergence(results["curve"], config["epochs"], config["space"])
     return results
@@ -348,22 +351,27 @@ def tune_summary(results):
 
 
 class CurveFile(keras.callbacks.Callback):
-    """Keeps each epoch's logs in a JSON file, written atomically.
+    """Keeps each epoch's logs, and the run's seconds so far, in a JSON file
+    written atomically.
 
-    A resumed run (`BackupAndRestore`) starts again after its last backed-up
-    epoch: entries from that epoch on are replaced as they are redone.
+    A run resumed at `initial_epoch` (`BackupAndRestore`) keeps the entries
+    of the epochs its backup holds and counts on from their seconds
+    (`earlier_seconds`); later entries are replaced as they are redone.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, initial_epoch=0):
         super().__init__()
         self.path = path
         self.curve = []
         if os.path.exists(path):
             with open(path) as f:
-                self.curve = json.load(f)
+                self.curve = [e for e in json.load(f) if e["epoch"] <= initial_epoch]
+        self.earlier_seconds = self.curve[-1].get("seconds", 0.0) if self.curve else 0.0
+        self.start = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+                 "seconds": self.earlier_seconds + time.time() - self.start}
         self.curve = [e for e in self.curve if e["epoch"] <= epoch] + [entry]
         write_json_atomically(self.path, self.curve)
 

@@ -142,8 +142,10 @@ def test_a_sweep_killed_mid_run_resumes_that_run_from_its_last_epoch(tmp_path):
     assert "Epoch 1/4" not in output and "Epoch 2/4" not in output and "Epoch 3/4" in output
     results = json.loads((run_dir / "results.json").read_text())
     assert [point["epoch"] for point in results["curve"]] == [1, 2, 3, 4]
-    # The epochs trained before the kill keep their logged values.
+    # The epochs trained before the kill keep their logged values, and the
+    # run's seconds count the killed process's too.
     assert results["curve"][:2] == curve_before[:2]
+    assert results["seconds"] > results["curve"][-1]["seconds"] > curve_before[1]["seconds"] > 0
     # And it ends where an uninterrupted run does: same batches, same views.
     whole = cli(*[a.replace(str(tmp_path / "run"), str(tmp_path / "whole")) for a in arguments])
     assert whole.returncode == 0, whole.stderr[-3000:]
