@@ -80,17 +80,13 @@ CONFIG_FLAGS = (
     "strategy", "mixed_precision", "xla", "seed", "knn_k", "space", "eval_every", "linear_probe_epochs",
     "output_dir", "export_dir", "verbose", "paper_setting", "validation_size",
 )
-# Wang & Liu's Table 1 setting (PAPER.md), over whatever the flags say.
-PAPER_SETTING = {
-    "negatives": "bank", "num_negatives": 0, "alpha": 4095 / 50000, "optimizer": "sgd",
-    "learning_rate": 0.03, "lr_schedule": "steps", "weight_decay": 5e-4, "batch_size": 128,
-    "projection": "linear", "projection_dim": 128,
-}
 
 
 def config_from_flags():
     config = {name: FLAGS[name].value for name in CONFIG_FLAGS}
     if config["paper_setting"]:
+        from keras_contrastive.cli.runs import PAPER_SETTING
+
         config.update(PAPER_SETTING)
     return config
 

@@ -47,6 +47,12 @@ TUNE_FILE = "tune.json"
 CURVE_FILE = "curve.json"
 BACKUP_FOLDER = "backup"
 TABLE_SIZE = 1000
+# Wang & Liu's Table 1 setting (PAPER.md), over whatever the flags say.
+PAPER_SETTING = {
+    "negatives": "bank", "num_negatives": 0, "alpha": PAPER_ALPHA, "optimizer": "sgd",
+    "learning_rate": 0.03, "lr_schedule": "steps", "weight_decay": 5e-4, "batch_size": 128,
+    "projection": "linear", "projection_dim": 128,
+}
 
 
 def make_loss(name, tau, num_negatives=0, alpha=0.0):
