@@ -4,6 +4,10 @@ Built on Wang & Liu, "Understanding the Behaviour of Contrastive Loss"
 (CVPR 2021). Importing the package registers every loss and metric for `.keras` files.
 """
 
+from keras_contrastive.cli import native_logs
+
+native_logs.start_tensorflow_quietly()  # the command line only
+
 from keras_contrastive import analysis
 from keras_contrastive import augmentation
 from keras_contrastive import data

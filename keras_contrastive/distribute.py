@@ -52,9 +52,11 @@ def _all_gather(context, tensor):
 def in_multi_worker_mode():
     """Whether the current strategy spans several workers (collective ops)."""
     strategy = tf.distribute.get_strategy()
-    return isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy
-    ) and strategy.extended._in_multi_worker_mode()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return False
+    cluster = resolver.cluster_spec().as_dict()
+    return sum(len(cluster.get(job, ())) for job in ("chief", "worker")) > 1
 
 
 def step_logs(logs):

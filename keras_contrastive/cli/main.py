@@ -12,11 +12,11 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app
+from absl import flags
+from absl import logging
 
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
+from keras_contrastive.utils import backend
 
 COMMANDS = ("pretrain", "sweep", "evaluate", "export", "tune")
 FLAGS = flags.FLAGS
@@ -137,7 +137,7 @@ def run_evaluate():
 def run_export():
     from keras_contrastive import distribute
     from keras_contrastive.cli.runs import make_strategy
-    from keras_contrastive.export.export_encoder import export_encoder
+    from keras_contrastive.export.saved_model_export import export_encoder
 
     if not distribute.is_chief(make_strategy(FLAGS.strategy)):
         print("the chief worker exports")
@@ -154,6 +154,7 @@ def run_tune():
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)
+    backend.require_tensorflow("The `keras-contrastive` command")
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"Give one command, one of {', '.join(COMMANDS)}. Received: {argv[1:]}")
     {"pretrain": run_pretrain, "sweep": run_sweep, "evaluate": run_evaluate,

@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_contrastive.evaluation.embedding import as_batched_dataset
-from keras_contrastive.evaluation.evaluate_encoder import evaluate_encoder
+from keras_contrastive.evaluation.encoder_evaluation import evaluate_encoder
 from keras_contrastive.evaluation.evaluation_utils import check_space
 from keras_contrastive.evaluation.evaluation_utils import encoder_and_projector
 from keras_contrastive.evaluation.evaluation_utils import log_key

@@ -1,11 +1,14 @@
 """A Keras 3 layer around an exported encoder, frozen or fine-tunable."""
 
+import os
+
 import keras
 import tensorflow as tf
 
 from keras_contrastive.api_export import register
 from keras_contrastive.augmentation.augmenter import to_unit_float
-from keras_contrastive.export.export_encoder import read_metadata
+from keras_contrastive.export.saved_model_export import read_metadata
+from keras_contrastive.utils import backend
 
 
 @register
@@ -25,6 +28,13 @@ class SavedModelEncoder(keras.layers.Layer):
     name Keras optimizers accept (`keras.layers.TFSMLayer` keeps TensorFlow's
     `:0` names, and Adam fails on them).
 
+    A `.keras` file of a model that holds this layer keeps the layer's
+    weights (fine-tuned ones included) but not the encoder's computation,
+    which stays in the export folder: the file records the folder's path
+    and loads only while that folder exists there (a `FileNotFoundError`
+    that says so otherwise). Keep the export beside the file, or export the
+    fine-tuned encoder again.
+
     Args:
         path: The version folder written by `export_encoder`.
         trainable: Whether fine-tuning updates the encoder. Defaults to
@@ -36,6 +46,14 @@ class SavedModelEncoder(keras.layers.Layer):
     """
 
     def __init__(self, path, trainable=False, update_batch_statistics=False, **kwargs):
+        backend.require_tensorflow("`load_encoder` (a `SavedModelEncoder`)")
+        if not os.path.isdir(path):
+            raise FileNotFoundError(
+                "The export folder of this encoder does not exist. A "
+                "SavedModelEncoder (and a .keras file holding one) loads the "
+                "encoder's computation from the folder `export_encoder` wrote, "
+                f"which must stay in place. Received: path={str(path)!r}"
+            )
         super().__init__(trainable=trainable, **kwargs)
         self.update_batch_statistics = bool(update_batch_statistics)
         self.export_path = str(path)

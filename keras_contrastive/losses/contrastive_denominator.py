@@ -58,7 +58,6 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import ops as tf_ops
 from tensorflow.python.ops import control_flow_util
 from tensorflow.python.saved_model import save_context
 
@@ -229,7 +228,7 @@ def _compiled_by_xla():
     """Whether the ops being built will be compiled by XLA."""
     # Private TensorFlow API (no public one says so); `tf.function(
     # jit_compile=True)` sets it.
-    return control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 # Bytes of rows one selection task copies and partitions: they stay in cache.

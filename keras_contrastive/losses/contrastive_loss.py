@@ -7,6 +7,7 @@ import keras
 from keras.src.losses.loss import reduce_weighted_values
 
 from keras_contrastive.api_export import register
+from keras_contrastive.utils import backend
 from keras_contrastive.utils import validation
 
 INPUT_CONTRACT = """\
@@ -105,6 +106,7 @@ class ContrastiveLoss(keras.losses.Loss):
         reduction="sum_over_batch_size",
         name=None,
     ):
+        backend.check_loss_backend()
         # The loss always computes in float32 (see INPUT_CONTRACT).
         super().__init__(name=name, reduction=reduction, dtype="float32")
         self.tau = validation.check_positive_float("tau", tau)

@@ -14,10 +14,11 @@ A loss is computed in two steps:
    anchors (`blocked_anchor_losses`), and averages the anchors of each
    sample into the values Keras reduces.
 
-The common case, InfoNCE or the hard loss without labels, skips the masks:
-`plain_contrastive_anchor_losses` computes the same values with the fused,
-XLA-compiled `contrastive_denominator.log_denominators`, densely or in
-blocks.
+The common case, InfoNCE or the hard loss without labels, skips the masks
+on TensorFlow: `plain_contrastive_anchor_losses` computes the same values
+with the fused, XLA-compiled `contrastive_denominator.log_denominators`,
+densely or in blocks. On JAX every loss runs the masked kernels, with the
+threshold and the blocked loop of `jax_kernels`.
 
 The kernels work on similarities rather than embeddings, so the paper's
 identities about `dL/ds_ij` can be checked on them directly.
@@ -31,8 +32,9 @@ from keras import ops
 
 from keras_contrastive.losses.contrastive_denominator import block_array
 from keras_contrastive.losses.contrastive_denominator import blocked_loop
-from keras_contrastive.losses.contrastive_denominator import kth_largest
+from keras_contrastive.losses import contrastive_denominator
 from keras_contrastive.losses.contrastive_denominator import log_denominators
+from keras_contrastive.utils import backend
 from keras_contrastive.utils import validation
 from keras_contrastive.utils.embeddings import flatten_views
 from keras_contrastive.utils.embeddings import l2_normalize
@@ -118,9 +120,12 @@ def per_sample_losses(
 
 
 def _is_plain_contrastive(anchor_losses_fn, pair_set):
-    """The contrastive loss without labels or excluded in-batch samples."""
+    """The contrastive loss without labels or excluded in-batch samples, on
+    TensorFlow (its fused kernel is TensorFlow's; JAX compiles the masked
+    kernel with the rest of the step)."""
     return (
-        anchor_losses_fn is contrastive_anchor_losses
+        backend.is_tensorflow()
+        and anchor_losses_fn is contrastive_anchor_losses
         and pair_set.label_mode is None
         and pair_set.in_batch_negatives
         and pair_set.views >= 2
@@ -309,19 +314,32 @@ def blocked_anchor_losses(anchor_losses_fn, pair_set, block_size, tau, **kernel_
     the same kernel on them (so values and gradients equal the dense path's),
     accumulating the gradients of the anchors, the candidates and `tau`. The
     anchors are padded to whole blocks, so every block has a static shape and
-    the loop compiles under XLA.
+    the loop compiles under XLA. On JAX the same blocks run through
+    `jax_kernels.map_blocks`, where `jax.checkpoint` does the recomputation.
     """
     anchors, candidates = pair_set.anchors, pair_set.candidates
     num_anchors = ops.shape(anchors)[0]
     num_blocks = (num_anchors + block_size - 1) // block_size
     padded = ops.pad(anchors, [[0, num_blocks * block_size - num_anchors], [0, 0]])
-    tau = tf.convert_to_tensor(tau, tf.float32)
+    tau = ops.convert_to_tensor(tau, "float32")
 
     def block(index, padded_anchors):
         start = index * block_size
-        block_anchors = tf.slice(padded_anchors, [start, 0], [block_size, -1])
-        positive, negative = pair_masks(pair_set, start + tf.range(block_size))
+        block_anchors = ops.slice(padded_anchors, [start, 0], [block_size, anchors.shape[-1]])
+        positive, negative = pair_masks(pair_set, start + ops.arange(block_size, dtype="int32"))
         return block_anchors, positive, negative
+
+    if not backend.is_tensorflow():
+
+        def block_losses(index):
+            block_anchors, positive, negative = block(index, padded)
+            similarities = ops.matmul(block_anchors, ops.transpose(candidates))
+            return anchor_losses_fn(similarities, positive, negative, tau, **kernel_arguments)
+
+        from keras_contrastive.losses import jax_kernels
+
+        losses = jax_kernels.map_blocks(block_losses, num_blocks)
+        return ops.reshape(losses, (-1,))[:num_anchors]
 
     @tf.custom_gradient
     def run(padded_anchors, candidates, tau):
@@ -482,10 +500,19 @@ def kept_negative_mask(similarities, negative_mask, num_negatives=None, alpha=No
     else:
         counts = ops.sum(ops.cast(negative_mask, "int32"), axis=1)
         ranks = ops.cast(ops.ceil(alpha * ops.cast(counts, "float32")), "int32")
-    threshold = kth_largest(negatives, ops.maximum(ranks, 1))
+    threshold = _kth_largest(negatives, ops.maximum(ranks, 1))
     # An anchor without negatives keeps none.
     threshold = ops.where(ranks > 0, threshold, math.inf)
     return ops.logical_and(negative_mask, similarities >= threshold[:, None])
+
+
+def _kth_largest(values, k):
+    """Each row's `k`-th largest entry, by the running backend's kernel."""
+    if backend.is_tensorflow():
+        return contrastive_denominator.kth_largest(values, k)
+    from keras_contrastive.losses import jax_kernels
+
+    return jax_kernels.kth_largest(values, k)
 
 
 def positive_logit_mean(logits, positive_mask):

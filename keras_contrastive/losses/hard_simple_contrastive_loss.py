@@ -104,8 +104,8 @@ class HardSimpleContrastiveLoss(ContrastiveLoss):
 
     >>> import numpy as np
     >>> y_pred = np.random.default_rng(0).normal(size=(8, 2, 16))
-    >>> HardSimpleContrastiveLoss(num_negatives=4)(None, y_pred).shape
-    TensorShape([])
+    >>> tuple(HardSimpleContrastiveLoss(num_negatives=4)(None, y_pred).shape)
+    ()
 
     Usage with `compile()`:
 

@@ -24,9 +24,10 @@ class NearestNegativeSimilarity(PairMetric):
 {input_contract}
 
     Negatives are every view of every other sample in the global batch.
-    `result()` returns one value per rank, `{{"<name>_n1": ..., ...}}`, which
-    Keras logs as separate entries; `result_vector()` returns them as one
-    `(k,)` tensor for a callback.
+    `result()` returns one value per rank, a `(k,)` tensor (as Keras'
+    `F1Score(average=None)` returns one per class): `fit`'s history keeps
+    the vector per epoch (`np.array(history.history[name])[:, r - 1]` is
+    rank `r`) and the progress bar shows its mean.
 
     Args:
         k: How many ranks to report, a positive integer no larger than the
@@ -40,7 +41,7 @@ class NearestNegativeSimilarity(PairMetric):
     >>> metric = NearestNegativeSimilarity(k=2)
     >>> y_pred = np.array([[[1.0, 0.0]], [[0.8, 0.6]], [[0.0, 1.0]]])
     >>> metric.update_state(None, y_pred)
-    >>> [round(float(v), 4) for v in metric.result_vector()]
+    >>> [round(float(v), 4) for v in metric.result()]
     [0.7333, 0.2]
 
     Reference:
@@ -71,14 +72,6 @@ class NearestNegativeSimilarity(PairMetric):
         negatives = ops.where(negative_mask(pairs), pairs.similarities, -math.inf)
         nearest = ops.top_k(negatives, self.k, sorted=True)[0]
         return nearest, ops.ones_like(nearest[:, 0])
-
-    def result_vector(self):
-        """The mean similarity per rank, shape `(k,)`."""
-        return super().result()
-
-    def result(self):
-        vector = self.result_vector()
-        return {f"{self.name}_n{rank + 1}": vector[rank] for rank in range(self.k)}
 
     def get_config(self):
         return {**super().get_config(), "k": self.k}

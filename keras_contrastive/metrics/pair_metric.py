@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_contrastive.api_export import register
 from keras_contrastive.metrics.metric_utils import metric_pairs
+from keras_contrastive.utils import backend
 
 INPUT_CONTRACT = """\
     Takes the losses' `(y_true, y_pred)`: `y_pred` of shape `(batch, views,
@@ -41,6 +42,7 @@ class PairMetric(keras.metrics.Metric):
     """
 
     def __init__(self, name, width=1, needs_labels=False, min_views=1):
+        backend.check_loss_backend()
         # Metric state and math stay float32 under any mixed-precision policy.
         super().__init__(name=name, dtype="float32")
         self.needs_labels = needs_labels

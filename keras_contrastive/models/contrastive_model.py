@@ -19,6 +19,7 @@ from keras_contrastive.negatives.fifo_queue import FifoQueue
 from keras_contrastive.negatives.memory_bank import MemoryBank
 from keras_contrastive.temperature.learnable_temperature import LearnableTemperature
 from keras_contrastive.temperature.temperature_schedule import TemperatureSchedule
+from keras_contrastive.utils import backend
 from keras_contrastive.utils import validation
 
 BATCH_NEGATIVES = ("batch", "local_batch")
@@ -114,6 +115,7 @@ class ContrastiveModel(keras.Model):
         seed=0,
         **kwargs,
     ):
+        backend.require_tensorflow("`ContrastiveModel`")
         super().__init__(**kwargs)
         _check_negatives(negatives)
         min_views = 1 if isinstance(negatives, MemoryBank) else 2
@@ -194,13 +196,21 @@ class ContrastiveModel(keras.Model):
 
         The model owns its loss and metrics (Keras' compiled loss cannot run
         on label-free data under a strategy), so `loss` and `metrics` are kept
-        here and saved with the compile config.
+        here, `model.loss` is the loss as in any Keras model, and both are
+        saved with the compile config. `loss_weights` is refused: there is
+        one loss (scale it through the learning rate).
         """
         loss = keras.losses.get(loss) if isinstance(loss, (str, dict)) else loss
         if not isinstance(loss, ContrastiveLoss):
             raise ValueError(
                 "`loss` must be a keras_contrastive loss (e.g. "
                 f"InfoNCE(tau=0.1)). Received: loss={loss!r}"
+            )
+        if kwargs.get("loss_weights") is not None:
+            raise ValueError(
+                "`loss_weights` has no meaning for a ContrastiveModel, which has "
+                "one loss (scale it through the learning rate). Received: "
+                f"loss_weights={kwargs['loss_weights']!r}"
             )
         if isinstance(self.negatives, (MemoryBank, FifoQueue)) and loss.label_mode:
             raise ValueError(
@@ -222,6 +232,7 @@ class ContrastiveModel(keras.Model):
             step_jit_compile = False
             self._loss_kernel = tf.function(loss.per_sample_loss, jit_compile=True)
         super().compile(optimizer=optimizer, jit_compile=step_jit_compile, **kwargs)
+        self.loss = loss
         if step_jit_compile is True and not self.jit_compile:
             blocking = [
                 layer.name

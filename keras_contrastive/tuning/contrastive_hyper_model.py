@@ -9,6 +9,7 @@ from keras_contrastive.evaluation.evaluation_utils import log_key
 from keras_contrastive.losses.hard_contrastive_loss import HardContrastiveLoss
 from keras_contrastive.losses.info_nce import InfoNCE
 from keras_contrastive.models.contrastive_model import ContrastiveModel
+from keras_contrastive.utils import backend
 from keras_contrastive.utils import validation
 
 # Both do not depend on tau, unlike the loss; both are maximised.
@@ -94,6 +95,7 @@ class ContrastiveHyperModel(keras_tuner.HyperModel):
         linear_probe_epochs=0,
         seed=0,
     ):
+        backend.require_tensorflow("`ContrastiveHyperModel`")
         super().__init__(name="contrastive")
         if objective_name not in OBJECTIVES:
             raise ValueError(

@@ -10,6 +10,9 @@ import numbers
 import numpy as np
 import tensorflow as tf
 from keras import backend
+from keras import ops
+
+from keras_contrastive.utils import backend as backend_utils
 
 LABEL_MODES = (None, "supervised", "mask")
 
@@ -41,32 +44,42 @@ def check_positive_scalar(name, value):
     """As `check_positive_float`, for a value that flows into computation: a
     tensor comes back as itself (a gradient may be taken through it)."""
     number = check_positive_float(name, value)
-    return value if tf.is_tensor(value) else number
+    return value if ops.is_tensor(value) else number
 
 
 def _concrete_scalar(name, value):
-    """A NumPy or eager-tensor scalar as a Python number; anything else as is."""
-    concrete = isinstance(value, (np.ndarray, np.generic))
-    if not concrete and hasattr(value, "numpy") and not hasattr(value, "assign"):
-        try:
-            value, concrete = value.numpy(), True
-        except (AttributeError, NotImplementedError, ValueError, TypeError):
-            return value  # a traced tensor
-    if not concrete:
+    """A NumPy, eager-tensor or JAX-array scalar as a Python number; a
+    variable, a traced tensor or anything else as is."""
+    if isinstance(value, numbers.Number) or hasattr(value, "assign"):
         return value
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, NotImplementedError):
+        return value  # a traced tensor (TF graph or JAX tracer)
+    if array.dtype == object:
+        return value
     if array.size != 1 or array.dtype.kind not in "iuf":
         raise ValueError(f"`{name}` must be a scalar number. Received: {name}={value!r}")
     return array.item()
 
 
 def assert_positive(name, value):
-    """At run time: a TF assertion that a tensor `value` is positive."""
+    """At run time: fails the step when a tensor `value` is not positive (a
+    TF assertion; under JAX a host callback that raises, surfacing as a
+    `JaxRuntimeError` with the same message)."""
     if isinstance(value, numbers.Real):
         return
-    tf.debugging.assert_positive(
-        value, message=f"`{name}` must be positive. Received: {name} <= 0 (value below)"
-    )
+    message = f"`{name}` must be positive. Received: {name} <= 0"
+    if backend_utils.is_tensorflow():
+        tf.debugging.assert_positive(value, message=f"{message} (value below)")
+        return
+    import jax
+
+    def fail_if(not_positive):
+        if not_positive:
+            raise ValueError(message)
+
+    jax.debug.callback(fail_if, ops.any(value <= 0))
 
 
 def check_optional_positive_int(name, value):

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -16,14 +17,25 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def cli(*arguments, timeout=600):
+def cli(*arguments, timeout=600, env=None):
     return subprocess.run(
         [sys.executable, "-m", "keras_contrastive.cli", *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
     )
+
+
+# TensorFlow's C++ log lines start with a severity and the date, `I0000 00:00...`.
+NATIVE_LOG_LINE = re.compile(r"^[IWEF]\d{4} ", re.MULTILINE)
+
+
+def assert_only_our_output(stderr):
+    """No TensorFlow C++ line and no warning that our code causes."""
+    assert not NATIVE_LOG_LINE.search(stderr), stderr[-3000:]
+    assert "Warning" not in stderr and "shuffle=True" not in stderr, stderr[-3000:]
 
 
 def quick(tmp_path):
@@ -37,6 +49,7 @@ def quick(tmp_path):
 def test_pretrain_writes_results_export_and_summary(tmp_path):
     result = cli("pretrain", *quick(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
+    assert_only_our_output(result.stderr)
     for line in ["kNN accuracy", "linear accuracy   ", "(features)", "uniformity (U)", "tolerance (T)",
                  "(projection)", "converged         ", "exported to"]:
         assert line in result.stdout
@@ -182,8 +195,14 @@ def _backed_up_epochs(run_dir, worker=""):
 def test_unknown_command_and_missing_checkpoint_fail_clearly(tmp_path):
     result = cli("train")
     assert result.returncode != 0 and "one of pretrain, sweep, evaluate, export, tune" in result.stderr
+    assert_only_our_output(result.stderr)
     result = cli("export", f"--checkpoint={tmp_path / 'none.keras'}")
     assert result.returncode != 0 and "--checkpoint must name a model.keras file" in result.stderr
+
+
+def test_tensorflow_start_up_lines_show_when_asked_for():
+    result = cli("train", env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert NATIVE_LOG_LINE.search(result.stderr)
 
 
 @pytest.mark.slow

@@ -3,10 +3,11 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_contrastive as kc
 from keras_contrastive import losses
+from tests.backends import tensorflow_only
+from tests.backends import value_and_gradients as backend_value_and_gradients
 
 FUNCTIONS = {
     "info_nce": (losses.info_nce, {}),
@@ -18,19 +19,22 @@ FUNCTIONS = {
 
 
 def value_and_gradients(name, y_pred, extra, labels, label_mode, block_size, tau=0.2):
+    """The per-sample losses and the gradients (embeddings, tau, extras) of
+    their sum weighted 1, 2, ..., batch."""
     functional, selection = FUNCTIONS[name]
-    y_pred, tau = tf.constant(y_pred), tf.constant(tau)
-    extra = None if extra is None else tf.constant(extra)
-    watched = [y_pred, tau] + ([] if extra is None else [extra])
-    with tf.GradientTape() as tape:
-        tape.watch(watched)
-        per_sample = functional(
-            labels, y_pred, tau=tau, label_mode=label_mode, extra_negatives=extra,
-            extra_labels=None if extra is None or label_mode is None else np.arange(len(extra)) % 3,
+    extra_labels = None if extra is None or label_mode is None else np.arange(len(extra)) % 3
+
+    def per_sample(y_pred, tau, *extra):
+        return functional(
+            labels, y_pred, tau=tau, label_mode=label_mode,
+            extra_negatives=extra[0] if extra else None, extra_labels=extra_labels,
             block_size=block_size, **selection,
         )
-        total = tf.reduce_sum(per_sample * tf.range(1.0, len(per_sample) + 1.0))
-    return [per_sample.numpy()] + [g.numpy() for g in tape.gradient(total, watched)]
+
+    arguments = [y_pred, np.float32(tau)] + ([] if extra is None else [extra])
+    weights = np.arange(1.0, len(y_pred) + 1.0, dtype="float32")
+    value, gradients = backend_value_and_gradients(per_sample, arguments, weights)
+    return [value, *gradients]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -66,7 +70,10 @@ def test_memory_bank_setting_blocked(rng):
     np.testing.assert_allclose(blocked, dense, rtol=1e-5)
 
 
+@tensorflow_only
 def test_blocked_compiles_under_xla(rng):
+    import tensorflow as tf
+
     y_pred = tf.constant(rng.normal(size=(9, 2, 6)).astype("float32"))
 
     def loss_and_grad(y, block_size):
@@ -82,7 +89,10 @@ def test_blocked_compiles_under_xla(rng):
     np.testing.assert_allclose(grad, dense_grad, rtol=1e-5, atol=1e-6)
 
 
+@tensorflow_only
 def test_mirrored_step_with_blocks_equals_single_device(rng, mirrored):
+    import tensorflow as tf
+
     views = rng.uniform(size=(8, 2, 4, 4, 1)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices(views).batch(8)
 
@@ -108,13 +118,14 @@ def test_automatic_choice_blocks_only_large_batches(monkeypatch, rng, label_mode
     from keras_contrastive.losses import contrastive_utils
 
     calls = []
-    # The plain loss blocks in `log_denominators`, the general one in
-    # `blocked_anchor_losses`.
-    spied = "log_denominators" if label_mode is None else "blocked_anchor_losses"
+    # On TensorFlow the plain loss blocks in `log_denominators`; the general
+    # one (and every loss on JAX) in `blocked_anchor_losses`.
+    plain = label_mode is None and keras.backend.backend() == "tensorflow"
+    spied = "log_denominators" if plain else "blocked_anchor_losses"
     original = getattr(contrastive_utils, spied)
 
     def spy(*args, **kwargs):
-        block_size = args[-1] if label_mode is None else args[2]
+        block_size = args[-1] if plain else args[2]
         if block_size is not None:
             calls.append(block_size)
         return original(*args, **kwargs)
@@ -131,3 +142,26 @@ def test_automatic_choice_blocks_only_large_batches(monkeypatch, rng, label_mode
 def test_bad_block_size_raises():
     with pytest.raises(ValueError, match="Received: block_size=0"):
         kc.InfoNCE(block_size=0)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="XLA's memory analysis of a JAX step: the JAX pass runs it")
+@pytest.mark.parametrize("name", ["info_nce", "hard_alpha", "simple"])
+def test_blocked_memory_grows_with_the_block_on_jax(rng, name):
+    """The compiled gradient's scratch memory: at least the `A x A` matrix
+    densely, a few `block x A` blocks blocked (2,048 anchors, blocks of 64)."""
+    import jax
+    import jax.numpy as jnp
+
+    functional, selection = FUNCTIONS[name]
+    y_pred = rng.normal(size=(1024, 2, 16)).astype("float32")
+    matrix_bytes, block_bytes = 2048 * 2048 * 4, 64 * 2048 * 4
+
+    def scratch_bytes(block_size):
+        def total(y):
+            return jnp.sum(functional(None, y, tau=0.2, block_size=block_size, **selection))
+
+        compiled = jax.jit(jax.grad(total)).lower(y_pred).compile()
+        return compiled.memory_analysis().temp_size_in_bytes
+
+    assert scratch_bytes(None) >= matrix_bytes
+    assert scratch_bytes(64) <= 4 * block_bytes

@@ -3,10 +3,11 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 from keras_contrastive import losses
 from keras_contrastive.losses import contrastive_utils
+from tests.backends import value_and_gradients
 from tests.losses import numpy_reference
 
 
@@ -14,21 +15,19 @@ def square_pairs(rng, n=6):
     """A similarity matrix with the positives on the diagonal (paper notation)."""
     z = numpy_reference.normalize(rng.normal(size=(n, 8)))
     w = numpy_reference.normalize(z + 0.5 * rng.normal(size=(n, 8)))
-    similarities = tf.constant(z @ w.T, dtype="float32")
-    positive = tf.constant(np.eye(n, dtype=bool))
-    return similarities, positive, tf.logical_not(positive)
+    positive = np.eye(n, dtype=bool)
+    return (z @ w.T).astype("float32"), positive, ~positive
 
 
 def gradient_on_similarities(rng, tau, **selection):
     similarities, positive, negative = square_pairs(rng)
-    with tf.GradientTape() as tape:
-        tape.watch(similarities)
-        total = tf.reduce_sum(
-            contrastive_utils.contrastive_anchor_losses(
-                similarities, positive, negative, tau, **selection
-            )
-        )
-    return similarities.numpy(), tape.gradient(total, similarities).numpy()
+    _, (gradient,) = value_and_gradients(
+        lambda similarities: contrastive_utils.contrastive_anchor_losses(
+            similarities, positive, negative, tau, **selection
+        ),
+        [similarities],
+    )
+    return similarities, gradient
 
 
 @pytest.mark.parametrize("tau", [0.05, 0.2, 1.0])
@@ -69,12 +68,12 @@ def test_hard_selection_zeroes_gradients_outside_the_interval(rng):
 
 @pytest.mark.parametrize("num_negatives", [1, 3, 10])
 def test_kept_mask_keeps_exactly_the_k_largest(rng, num_negatives):
-    similarities = tf.constant(rng.uniform(-1, 1, size=(5, 12)), "float32")
-    negative = tf.constant(rng.uniform(size=(5, 12)) < 0.9)
-    kept = contrastive_utils.kept_negative_mask(
-        similarities, negative, num_negatives=num_negatives
-    ).numpy()
-    for row, negatives, keep in zip(similarities.numpy(), negative.numpy(), kept):
+    similarities = rng.uniform(-1, 1, size=(5, 12)).astype("float32")
+    negative = rng.uniform(size=(5, 12)) < 0.9
+    kept = np.asarray(
+        contrastive_utils.kept_negative_mask(similarities, negative, num_negatives=num_negatives)
+    )
+    for row, negatives, keep in zip(similarities, negative, kept):
         assert not np.any(keep & ~negatives)
         assert keep.sum() == min(num_negatives, negatives.sum())
         if keep.sum() < negatives.sum():
@@ -83,18 +82,16 @@ def test_kept_mask_keeps_exactly_the_k_largest(rng, num_negatives):
 
 @pytest.mark.parametrize("alpha", [0.1, 0.5, 1.0])
 def test_kept_mask_keeps_the_upper_alpha_quantile(rng, alpha):
-    similarities = tf.constant(rng.uniform(-1, 1, size=(5, 20)), "float32")
-    negative = tf.constant(rng.uniform(size=(5, 20)) < 0.7)
-    kept = contrastive_utils.kept_negative_mask(similarities, negative, alpha=alpha)
-    counts = negative.numpy().sum(axis=1)
-    np.testing.assert_array_equal(
-        kept.numpy().sum(axis=1), np.ceil(alpha * counts).astype(int)
-    )
+    similarities = rng.uniform(-1, 1, size=(5, 20)).astype("float32")
+    negative = rng.uniform(size=(5, 20)) < 0.7
+    kept = np.asarray(contrastive_utils.kept_negative_mask(similarities, negative, alpha=alpha))
+    counts = negative.sum(axis=1)
+    np.testing.assert_array_equal(kept.sum(axis=1), np.ceil(alpha * counts).astype(int))
 
 
 def test_kept_mask_keeps_ties_at_the_threshold():
-    similarities = tf.constant([[0.9, 0.5, 0.5, 0.5, 0.1]])
-    negative = tf.constant([[False, True, True, True, True]])
+    similarities = np.array([[0.9, 0.5, 0.5, 0.5, 0.1]], "float32")
+    negative = np.array([[False, True, True, True, True]])
     kept = contrastive_utils.kept_negative_mask(similarities, negative, num_negatives=2)
     np.testing.assert_array_equal(kept, [[False, True, True, True, False]])
 
@@ -112,11 +109,11 @@ FUNCTIONS = {
 
 def loss_and_gradient(name, y_pred, tau, dtype):
     functional, selection = FUNCTIONS[name]
-    x = tf.constant(y_pred, dtype=dtype)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        value = tf.reduce_sum(functional(None, x, tau=tau, **selection))
-    return value.numpy(), tape.gradient(value, x).numpy().astype("float64")
+    x = ops.cast(ops.convert_to_tensor(y_pred), dtype)
+    value, (gradient,) = value_and_gradients(
+        lambda x: functional(None, x, tau=tau, **selection), [x]
+    )
+    return value.sum(), gradient.astype("float64")
 
 
 def reference_loss_and_gradient(name, y_pred, tau):
@@ -147,7 +144,7 @@ def test_low_precision_and_small_tau_match_the_reference(rng, name, dtype, tau):
     `GRADIENT_RTOL[dtype]` (plus 1e-4 of the largest entry, absolute).
     """
     y_pred = rng.normal(size=(4, 2, 6))
-    y_pred = tf.cast(tf.constant(y_pred, dtype=dtype), "float64").numpy()
+    y_pred = ops.convert_to_numpy(ops.cast(y_pred, dtype)).astype("float64")
     value, grad = loss_and_gradient(name, y_pred, tau, dtype)
     expected_value, expected_grad = reference_loss_and_gradient(name, y_pred, tau)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
@@ -185,7 +182,7 @@ def test_degenerate_embeddings_stay_finite(rng, name, dtype, case):
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_policy_computes_in_float32(rng, policy):
     y_pred = rng.normal(size=(4, 2, 6)).astype("float32")
-    expected = losses.InfoNCE(tau=0.01)(None, y_pred).numpy()
+    expected = ops.convert_to_numpy(losses.InfoNCE(tau=0.01)(None, y_pred))
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:

@@ -12,7 +12,7 @@ def test_hard_loss_with_all_negatives_equals_info_nce(rng):
         hard = losses.hard_contrastive_loss(None, y_pred, tau=0.2, **selection)
         np.testing.assert_allclose(hard, info_nce, rtol=1e-6)
     fewer = losses.hard_contrastive_loss(None, y_pred, tau=0.2, num_negatives=3)
-    assert np.all(fewer.numpy() < info_nce.numpy())
+    assert np.all(np.asarray(fewer) < np.asarray(info_nce))
 
 
 def test_default_alpha_keeps_the_paper_fraction_of_negatives(rng):
@@ -26,7 +26,7 @@ def test_default_alpha_keeps_the_paper_fraction_of_negatives(rng):
 def test_fewer_negatives_give_a_smaller_loss_at_the_same_tau(rng):
     y_pred = rng.normal(size=(8, 2, 16)).astype("float32")
     values = [
-        losses.hard_contrastive_loss(None, y_pred, tau=0.5, num_negatives=k).numpy()
+        np.asarray(losses.hard_contrastive_loss(None, y_pred, tau=0.5, num_negatives=k))
         for k in (14, 7, 1)
     ]
     assert np.all(values[0] > values[1]) and np.all(values[1] > values[2])

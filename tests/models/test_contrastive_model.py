@@ -49,6 +49,15 @@ def test_every_data_form_trains(images, labels):
         assert np.isfinite(history.history["uniformity"][0])
 
 
+def test_compile_keeps_the_loss_and_refuses_loss_weights():
+    model = make_model()
+    loss = kc.HardContrastiveLoss(tau=0.2)
+    model.compile(optimizer="adam", loss=loss)
+    assert model.loss is loss
+    with pytest.raises(ValueError, match="`loss_weights` has no meaning.*Received: loss_weights=0.5"):
+        make_model().compile(optimizer="adam", loss=loss, loss_weights=0.5)
+
+
 def test_labels_reach_the_loss_only_when_it_asks(images, labels, rng):
     views = rng.uniform(size=(8, 2, 4, 4, 1)).astype("float32")
     model = make_model()
@@ -195,6 +204,7 @@ def test_save_and_load_restore_everything(tmp_path, images, labels, negatives):
     for a, b in zip(restored.optimizer.variables, model.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert restored.contrastive_loss.get_config() == model.contrastive_loss.get_config()
+    assert restored.loss.get_config() == model.loss.get_config()
     assert [m.name for m in restored.metrics] == [m.name for m in model.metrics]
     restored.fit(epochs=1, verbose=0, **data)  # and it resumes training
 

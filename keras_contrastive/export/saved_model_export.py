@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from keras_contrastive.augmentation.augmenter import Augmenter
 from keras_contrastive.models.contrastive_model import ContrastiveModel
+from keras_contrastive.utils import backend
 from keras_contrastive.utils.embeddings import l2_normalize
 from keras_contrastive.version import __version__
 
@@ -71,6 +72,7 @@ def export_encoder(
     Returns:
         The path of the version folder written.
     """
+    backend.require_tensorflow("`export_encoder`")
     encoder, projector, recipe = _parts(model_or_encoder)
     image_shape = _image_shape(encoder)
     version = _check_version(version)

@@ -1,6 +1,5 @@
 """Exported encoders: round trips, fine-tuning, atomic writes and bad input."""
 
-import importlib
 import json
 import os
 import pathlib
@@ -79,6 +78,22 @@ def test_fine_tuning_through_load_encoder_with_adam(trained, exported):
     history = classifier(layer, images, labels).fit(images, labels, epochs=5, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert max(np.abs(a - np.array(v)).max() for a, v in zip(before, layer.trainable_variables)) > 1e-4
+
+
+def test_a_keras_file_with_the_layer_keeps_fine_tuned_weights_and_needs_the_folder(trained, exported, tmp_path):
+    import shutil
+
+    _, images = trained
+    labels = np.arange(64) % 4
+    model = classifier(kc.load_encoder(exported, trainable=True), images, labels)
+    model.fit(images, labels, epochs=2, verbose=0)
+    model.save(tmp_path / "classifier.keras")
+    restored = keras.models.load_model(tmp_path / "classifier.keras")
+    np.testing.assert_allclose(restored.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5)
+    shutil.rmtree(exported)
+    # Keras re-raises a layer's error as a TypeError that quotes it.
+    with pytest.raises((FileNotFoundError, TypeError), match="(?s)export folder of this encoder does not exist.*must stay in place"):
+        keras.models.load_model(tmp_path / "classifier.keras")
 
 
 def test_a_frozen_encoder_does_not_change(trained, exported):
@@ -224,8 +239,8 @@ def test_concurrent_exports_to_one_explicit_version_never_replace(trained, tmp_p
 
 
 def test_a_dead_writers_temporary_folder_is_removed(trained, tmp_path):
-    # The package's `export_encoder` is the function; this is its module.
-    module = importlib.import_module("keras_contrastive.export.export_encoder")
+    from keras_contrastive.export import saved_model_export as module
+
     model, _ = trained
     path = tmp_path / "cnn"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_contrastive.data.balanced_subset import balanced_subset
+from keras_contrastive.data.subsets import balanced_subset
 
 
 def class_ordered_labels(sizes):

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from keras_contrastive.evaluation.convergence import convergence
-from keras_contrastive.evaluation.convergence import describe_convergence
+from keras_contrastive.evaluation.convergence_rule import convergence
+from keras_contrastive.evaluation.convergence_rule import describe_convergence
 
 
 def curve(uniformity, accuracy, every=1, space="projection"):
