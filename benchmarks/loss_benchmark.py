@@ -10,6 +10,9 @@ one subprocess measures, in the same process and so under the same load:
   embeddings), median of several runs after a warm-up;
 - the peak resident memory the loss adds, against one N x N float32 matrix.
 
+Paths ending in `_jax` run the same loss on the JAX backend (`jax.jit` of
+its value and gradient, against the floor's products under `jax.jit`).
+
     python benchmarks/loss_benchmark.py            # N in 256, 1024, 4096, 16384
     python benchmarks/loss_benchmark.py --quick    # small N, for CI
     python benchmarks/loss_benchmark.py --selection  # the hard loss's threshold
@@ -30,8 +33,10 @@ DIM = 128
 # general masked kernel, differentiated by TensorFlow, and selecting with
 # `top_k`: the baseline of the fused path.
 MASKED = {"label_mode": "mask"}
+JAX = "jax"
 PATHS = {
-    # name: (loss, loss arguments, XLA)
+    # name: (loss, loss arguments, XLA: False, True, or JAX for the JAX
+    # backend, compiled by `jax.jit`, in a `KERAS_BACKEND=jax` subprocess)
     "info_nce": ("info_nce", {}, False),
     "info_nce_xla": ("info_nce", {}, True),
     "info_nce_masked": ("info_nce", MASKED, False),
@@ -41,6 +46,9 @@ PATHS = {
     "hard_k4095": ("hard_contrastive_loss", {"num_negatives": 4095}, False),
     "hard_k4095_xla": ("hard_contrastive_loss", {"num_negatives": 4095}, True),
     "hard_k4095_masked": ("hard_contrastive_loss", {"num_negatives": 4095, **MASKED}, False),
+    "info_nce_jax": ("info_nce", {}, JAX),
+    "info_nce_blocked_jax": ("info_nce", {"block_size": "auto"}, JAX),
+    "hard_k4095_jax": ("hard_contrastive_loss", {"num_negatives": 4095}, JAX),
 }
 
 
@@ -58,22 +66,55 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(path, samples, repeats):
-    """Runs in a subprocess: returns the timings and memory of one path."""
-    import numpy as np
-    import tensorflow as tf
-
+def loss_and_arguments(path, samples):
+    """The functional loss of a path and its arguments at `samples`."""
     from keras_contrastive import losses
     from keras_contrastive.losses.contrastive_utils import auto_block_size
 
-    loss_name, arguments, xla = PATHS[path]
+    loss_name, arguments, _ = PATHS[path]
     if arguments.get("block_size") == "auto":
         arguments = {**arguments, "block_size": auto_block_size(2 * samples)}
     if loss_name == "hard_contrastive_loss":
         arguments = {**arguments, "num_negatives": min(arguments["num_negatives"], 2 * samples - 2)}
-    functional = getattr(losses, loss_name)
+    return getattr(losses, loss_name), arguments
+
+
+def embeddings(samples):
+    import numpy as np
+
+    return np.random.default_rng(0).normal(size=(samples, 2, DIM)).astype("float32")
+
+
+def upstream_rows(block, views):
+    import numpy as np
+
+    return np.random.default_rng(1).normal(size=(block, views)).astype("float32")
+
+
+def result_row(path, views, loss_seconds, floor_seconds, loss_peak_mb):
+    flops = 3 * 2 * views * views * DIM
+    return {
+        "path": path,
+        "views": views,
+        "loss_ms": 1000 * loss_seconds,
+        "floor_ms": 1000 * floor_seconds,
+        "ratio": loss_seconds / floor_seconds,
+        "gflops": flops / loss_seconds / 1e9,
+        "peak_mb": loss_peak_mb,
+        "nxn_mb": views * views * 4 / 2**20,
+    }
+
+
+def measure(path, samples, repeats):
+    """Runs in a subprocess: returns the timings and memory of one path."""
+    if PATHS[path][2] == JAX:
+        return measure_jax(path, samples, repeats)
+    import tensorflow as tf
+
+    functional, arguments = loss_and_arguments(path, samples)
+    xla = PATHS[path][2]
     views = 2 * samples
-    y_pred = tf.constant(np.random.default_rng(0).normal(size=(samples, 2, DIM)).astype("float32"))
+    y_pred = tf.constant(embeddings(samples))
     y_true = tf.range(samples)
     flat = tf.reshape(y_pred, (views, DIM))
     baseline_mb = peak_rss_mb()
@@ -96,7 +137,7 @@ def measure(path, samples, repeats):
     # The floor's products, in row blocks of at most 4,096 x views (the same
     # FLOPs; a whole views x views gradient would not fit at 65,536 views).
     block = min(views, 4096)
-    upstream = tf.constant(np.random.default_rng(1).normal(size=(block, views)).astype("float32"))
+    upstream = tf.constant(upstream_rows(block, views))
 
     @tf.function
     def floor():
@@ -109,17 +150,43 @@ def measure(path, samples, repeats):
         return total
 
     floor_seconds = median_seconds(lambda: floor().numpy(), repeats)
-    flops = 3 * 2 * views * views * DIM
-    return {
-        "path": path,
-        "views": views,
-        "loss_ms": 1000 * loss_seconds,
-        "floor_ms": 1000 * floor_seconds,
-        "ratio": loss_seconds / floor_seconds,
-        "gflops": flops / loss_seconds / 1e9,
-        "peak_mb": loss_peak_mb,
-        "nxn_mb": views * views * 4 / 2**20,
-    }
+    return result_row(path, views, loss_seconds, floor_seconds, loss_peak_mb)
+
+
+def measure_jax(path, samples, repeats):
+    """`measure` on the JAX backend: the loss's value and gradient under
+    `jax.jit`, against the same three products under `jax.jit`."""
+    import jax
+    import jax.numpy as jnp
+
+    functional, arguments = loss_and_arguments(path, samples)
+    views = 2 * samples
+    y_pred = jnp.asarray(embeddings(samples))
+    y_true = jnp.arange(samples)
+    baseline_mb = peak_rss_mb()
+
+    def mean_loss(y):
+        return jnp.mean(functional(y_true, y, tau=0.1, **arguments))
+
+    forward_backward = jax.jit(jax.value_and_grad(mean_loss))
+    loss_seconds = median_seconds(lambda: forward_backward(y_pred)[1].block_until_ready(), repeats)
+    loss_peak_mb = peak_rss_mb() - baseline_mb
+    block = min(views, 4096)
+    flat = y_pred.reshape(views, DIM)
+    upstream = jnp.asarray(upstream_rows(block, views))
+
+    @jax.jit
+    def floor(flat, upstream):  # arguments, not constants XLA would fold
+        total = 0.0
+        for start in range(0, views, block):
+            rows = flat[start : start + block]
+            # The barrier keeps XLA from reducing the products away.
+            products = jax.lax.optimization_barrier((rows @ flat.T, upstream @ flat, upstream.T @ rows))
+            total += sum(jnp.sum(product) for product in products)
+        return total
+
+    floor_seconds = median_seconds(lambda: floor(flat, upstream).block_until_ready(), repeats)
+    return result_row(path, views, loss_seconds, floor_seconds, loss_peak_mb)
 
 
 def measure_selection(samples, repeats):
@@ -171,11 +238,13 @@ def print_selection_table(rows):
 
 
 def run_in_subprocess(path, samples, repeats):
+    backend = "jax" if PATHS[path][2] == JAX else "tensorflow"
     result = subprocess.run(
         [sys.executable, __file__, "--measure", path, str(samples), str(repeats)],
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "KERAS_BACKEND": backend},
     )
     if result.returncode != 0:
         return {"path": path, "views": 2 * samples, "error": result.stderr.strip().splitlines()[-1]}

@@ -21,7 +21,7 @@ def test_loss_benchmark_quick_mode():
     result = run("loss_benchmark.py")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 256 ") or line.startswith("| 1024 ")]
-    assert len(rows) == 18  # two sizes, nine paths
+    assert len(rows) == 24  # two sizes, twelve paths
     for row in rows:
         ratio = float(row.split("|")[5])
         assert ratio > 0
