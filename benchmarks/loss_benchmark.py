@@ -8,7 +8,8 @@ one subprocess measures, in the same process and so under the same load:
   (in row blocks of 4,096, the same FLOPs);
 - the loss's forward and backward pass (the gradient w.r.t. the
   embeddings), median of several runs after a warm-up;
-- the peak resident memory the loss adds, against one N x N float32 matrix.
+- the peak memory the loss adds (resident memory; on a GPU, the device's
+  allocator peak), against one N x N float32 matrix.
 
 Paths ending in `_jax` run the same loss on the JAX backend (`jax.jit` of
 its value and gradient, against the floor's products under `jax.jit`).
@@ -66,6 +67,32 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def has_gpu():
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def reset_peak_memory():
+    """Starts a peak-memory measurement: the GPU's allocator statistics when
+    there is a GPU, else the process's resident memory. Returns the
+    baseline that `peak_memory_mb` subtracts."""
+    if has_gpu():
+        import tensorflow as tf
+
+        tf.config.experimental.reset_memory_stats("GPU:0")
+        return 0.0
+    return peak_rss_mb()
+
+
+def peak_memory_mb(baseline):
+    if has_gpu():
+        import tensorflow as tf
+
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    return peak_rss_mb() - baseline
+
+
 def loss_and_arguments(path, samples):
     """The functional loss of a path and its arguments at `samples`."""
     from keras_contrastive import losses
@@ -117,7 +144,7 @@ def measure(path, samples, repeats):
     y_pred = tf.constant(embeddings(samples))
     y_true = tf.range(samples)
     flat = tf.reshape(y_pred, (views, DIM))
-    baseline_mb = peak_rss_mb()
+    baseline_mb = reset_peak_memory()
 
     @tf.function(jit_compile=xla)
     def forward_backward(y):
@@ -133,7 +160,7 @@ def measure(path, samples, repeats):
     # The loss runs first, so its peak memory is measured before any other
     # N x N buffer exists in the process.
     loss_seconds = median_seconds(run, repeats)
-    loss_peak_mb = peak_rss_mb() - baseline_mb
+    loss_peak_mb = peak_memory_mb(baseline_mb)
     # The floor's products, in row blocks of at most 4,096 x views (the same
     # FLOPs; a whole views x views gradient would not fit at 65,536 views).
     block = min(views, 4096)
@@ -251,17 +278,21 @@ def run_in_subprocess(path, samples, repeats):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def print_table(rows):
-    print("| views | path | loss ms | floor ms | loss / floor | GFLOP/s | peak MB | N x N MB |")
-    print("|---|---|---|---|---|---|---|---|")
+def table_lines(rows):
+    """The Markdown table of `measure` rows."""
+    lines = [
+        "| views | path | loss ms | floor ms | loss / floor | GFLOP/s | peak MB | N x N MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
-            print(f"| {r['views']} | {r['path']} | failed: {r['error']} | | | | | |")
+            lines.append(f"| {r['views']} | {r['path']} | failed: {r['error']} | | | | | |")
             continue
-        print(
+        lines.append(
             f"| {r['views']} | {r['path']} | {r['loss_ms']:.1f} | {r['floor_ms']:.1f} | "
             f"{r['ratio']:.2f} | {r['gflops']:.0f} | {r['peak_mb']:.0f} | {r['nxn_mb']:.0f} |"
         )
+    return lines
 
 
 def main():
@@ -292,7 +323,7 @@ def main():
                 # machine's memory; only the blocked path runs there.
                 continue
             rows.append(run_in_subprocess(path, samples, repeats))
-    print_table(rows)
+    print("\n".join(table_lines(rows)))
     if any("error" in r for r in rows):
         sys.exit(1)
 

@@ -66,6 +66,20 @@ def measure(name, batch_size, steps):
     return supervised_rate, contrastive_rate
 
 
+def table_lines(names, batch_size, steps):
+    """Measures each encoder; returns the Markdown table."""
+    lines = [
+        "| encoder | batch | supervised images/s | contrastive images/s | views/s ratio (contrastive x 2 / supervised) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in names:
+        supervised, contrastive = measure(name, batch_size, steps)
+        lines.append(
+            f"| {name} | {batch_size} | {supervised:.0f} | {contrastive:.0f} | {2 * contrastive / supervised:.2f} |"
+        )
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small CNN only, batch 32, few steps (CI)")
@@ -74,11 +88,7 @@ def main():
     names = ["small_cnn"] if args.quick else list(ENCODERS)
     batch_size = 32 if args.quick else 256
     steps = args.steps or (4 if args.quick else 8)
-    print("| encoder | batch | supervised images/s | contrastive images/s | views/s ratio (contrastive x 2 / supervised) |")
-    print("|---|---|---|---|---|")
-    for name in names:
-        supervised, contrastive = measure(name, batch_size, steps)
-        print(f"| {name} | {batch_size} | {supervised:.0f} | {contrastive:.0f} | {2 * contrastive / supervised:.2f} |")
+    print("\n".join(table_lines(names, batch_size, steps)))
 
 
 if __name__ == "__main__":

@@ -40,3 +40,18 @@ def test_throughput_benchmark_quick_mode():
     result = run("throughput_benchmark.py")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| small_cnn | 32 |" in result.stdout
+
+
+@pytest.mark.slow
+def test_run_all_writes_one_report(tmp_path):
+    output = tmp_path / "report.md"
+    result = run("run_all.py", f"--output={output}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = output.read_text()
+    assert report == result.stdout.rstrip("\n") + "\n"
+    for heading in ["# Benchmarks on CPU", "## Losses at 512 views", "## Blocked InfoNCE, memory",
+                    "## Training throughput"]:
+        assert heading in report
+    assert "| hard (K = 4095) / InfoNCE (XLA) |" in report and "| blocked / dense |" in report
+    assert "| 2048 | info_nce_blocked |" in report and "| small_cnn | 32 |" in report
+    assert "failed" not in report
