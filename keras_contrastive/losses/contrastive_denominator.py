@@ -58,8 +58,14 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
-from tensorflow.python.saved_model import save_context
+
+try:  # Private TensorFlow APIs: no public one says whether ops being built
+    # will be compiled by XLA or written into a SavedModel. Without them the
+    # kernels take the paths that run everywhere (see `_unless_unknown`).
+    from tensorflow.python.ops import control_flow_util
+    from tensorflow.python.saved_model import save_context
+except ImportError:  # pragma: no cover - a TensorFlow that moved them
+    control_flow_util = save_context = None
 
 
 def log_denominators(anchors, extras, tau, views, rank=None, block_size=None):
@@ -214,9 +220,7 @@ def _selects_on_host(values):
     and outside a SavedModel being written (a host callback can be neither
     compiled nor saved, and on an accelerator it would copy the matrix to
     the host every step)."""
-    # Private TensorFlow API (no public one says so): `tf.saved_model.save`
-    # traces functions in this context.
-    if _compiled_by_xla() or save_context.in_save_context():
+    if _compiled_by_xla() or _in_save_context():
         return False
     if values.device:
         return tf.DeviceSpec.from_string(values.device).device_type == "CPU"
@@ -224,11 +228,27 @@ def _selects_on_host(values):
     return not any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU"))
 
 
+def _unless_unknown(private_check):
+    """`private_check()`, or True when the private TensorFlow API behind it
+    is gone: then the kernels assume XLA and a SavedModel, and take the
+    bisection and row blocks, which run everywhere (only slower on CPU)."""
+    try:
+        return bool(private_check())
+    except (AttributeError, TypeError):
+        return True
+
+
 def _compiled_by_xla():
-    """Whether the ops being built will be compiled by XLA."""
-    # Private TensorFlow API (no public one says so); `tf.function(
-    # jit_compile=True)` sets it.
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    """Whether the ops being built will be compiled by XLA (`tf.function(
+    jit_compile=True)` sets it)."""
+    return _unless_unknown(
+        lambda: control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    )
+
+
+def _in_save_context():
+    """Whether `tf.saved_model.save` is tracing the ops being built."""
+    return _unless_unknown(lambda: save_context.in_save_context())
 
 
 # Bytes of rows one selection task copies and partitions: they stay in cache.

@@ -244,6 +244,25 @@ def test_the_selection_path_follows_the_tensors_device(rng, device):
     np.testing.assert_array_equal(tf.function(select)(values), -np.sort(-values, axis=1)[:, 4])
 
 
+@pytest.mark.parametrize("missing", ["control_flow_util", "save_context"])
+def test_without_the_private_apis_the_kernels_take_the_paths_that_run_everywhere(monkeypatch, rng, missing):
+    """A TensorFlow without the private APIs: the selection is the bisection
+    (no host callback), and the losses' values and gradients are unchanged."""
+    y_pred = unit_rows(rng, 18).reshape(9, 2, 8)
+    extra = unit_rows(rng, 7)
+    arguments = [(name, block_size) for name in FUNCTIONS for block_size in (None, 5)]
+    expected = [loss_and_gradients(name, y_pred, extra, 0.1, block_size) for name, block_size in arguments]
+    monkeypatch.setattr(contrastive_denominator, missing, None)
+    host_callback = {"PyFunc", "PyFuncStateless", "EagerPyFunc"} & selection_ops(
+        lambda v: contrastive_denominator.kth_largest(v, tf.constant(5)), tf.TensorSpec((6, 40))
+    )
+    assert not host_callback
+    for (name, block_size), before in zip(arguments, expected):
+        after = loss_and_gradients(name, y_pred, extra, 0.1, block_size)
+        for a, b in zip(before, after):  # other paths: float32 rounding of the largest entry
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
+
+
 def test_a_saved_hard_loss_restores_in_another_process(rng, tmp_path):
     import subprocess
     import sys
