@@ -50,14 +50,12 @@ def check_positive_scalar(name, value):
 def _concrete_scalar(name, value):
     """A NumPy, eager-tensor or JAX-array scalar as a Python number; a
     variable, a traced tensor or anything else as is."""
-    if isinstance(value, numbers.Number) or hasattr(value, "assign"):
+    if not hasattr(value, "dtype") or hasattr(value, "assign"):
         return value
     try:
         array = np.asarray(value)
     except (TypeError, ValueError, NotImplementedError):
         return value  # a traced tensor (TF graph or JAX tracer)
-    if array.dtype == object:
-        return value
     if array.size != 1 or array.dtype.kind not in "iuf":
         raise ValueError(f"`{name}` must be a scalar number. Received: {name}={value!r}")
     return array.item()
