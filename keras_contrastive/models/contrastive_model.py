@@ -233,6 +233,12 @@ class ContrastiveModel(keras.Model):
             self._loss_kernel = tf.function(loss.per_sample_loss, jit_compile=True)
         super().compile(optimizer=optimizer, jit_compile=step_jit_compile, **kwargs)
         self.loss = loss
+        if self.built and not self.optimizer.built:
+            # Creates the optimizer's slots now, so the optimizer state of a
+            # `.keras` file or `load_weights` (KerasTuner's resumed trials)
+            # is loaded into them instead of skipped.
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
         if step_jit_compile is True and not self.jit_compile:
             blocking = [
                 layer.name
@@ -257,10 +263,6 @@ class ContrastiveModel(keras.Model):
     def compile_from_config(self, config):
         """Restores the compiled loss, metrics and optimizer of a saved model."""
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            # Creates the optimizer's slots now, so a `.keras` file's optimizer
-            # state is loaded into them instead of skipped.
-            self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self):

@@ -58,6 +58,21 @@ def test_compile_keeps_the_loss_and_refuses_loss_weights():
         make_model().compile(optimizer="adam", loss=loss, loss_weights=0.5)
 
 
+def test_load_weights_restores_the_optimizer_state(images, tmp_path):
+    """As KerasTuner resumes a trial: a fresh compiled model loads weights
+    and optimizer slots (not only the step counter)."""
+    model = make_model(augmenter=kc.Augmenter(4), seed=1)
+    model.compile(optimizer="adam", loss=kc.InfoNCE())
+    model.fit(images, batch_size=8, epochs=1, verbose=0)
+    model.save_weights(tmp_path / "trial.weights.h5")
+    fresh = make_model(augmenter=kc.Augmenter(4), seed=1)
+    fresh.compile(optimizer="adam", loss=kc.InfoNCE())
+    fresh.load_weights(tmp_path / "trial.weights.h5")
+    assert len(fresh.optimizer.variables) == len(model.optimizer.variables) > 2
+    for a, b in zip(fresh.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_labels_reach_the_loss_only_when_it_asks(images, labels, rng):
     views = rng.uniform(size=(8, 2, 4, 4, 1)).astype("float32")
     model = make_model()
