@@ -78,7 +78,11 @@ def _peak(columns, key):
     best = int(np.argmax([c[key] for c in columns]))
     peak = columns[best]
     if best in (0, len(columns) - 1):
-        verdict = f"fails: best at tau {peak['tau']:g}, an end of the sweep"
+        inner = max(columns[1:-1], key=lambda c: c[key])
+        verdict = (
+            f"fails: best at tau {peak['tau']:g}, an end of the sweep (vs the best intermediate "
+            f"tau {inner['tau']:g}: {_beyond_spread(peak, inner, key)})"
+        )
     else:
         sides = [_beyond_spread(peak, columns[0], key), _beyond_spread(peak, columns[-1], key)]
         verdict = f"holds: best at tau {peak['tau']:g} (vs smallest tau {sides[0]}; vs largest {sides[1]})"

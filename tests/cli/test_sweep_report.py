@@ -87,6 +87,16 @@ def test_verdicts_say_when_a_claim_fails_or_is_unmeasured():
             run["uniformity"] = 3.0 + run["config"]["tau"]  # rises with tau
     lines = verdicts(sweep.columns(runs)).splitlines()
     assert ": fails;" in lines[0] and "spread unknown (one seed)" in lines[0]
+    # An end of the sweep ahead of the best intermediate tau, by more or
+    # less than the seeds' spread.
+    for lead, side in [(0.001, "within"), (0.1, "beyond")]:
+        runs = all_runs()
+        for run in runs:
+            if run["config"]["loss"] == "info_nce" and run["config"]["tau"] == 0.07:
+                run["linear_accuracy"] = 0.845 + lead + 0.01 * run["config"]["seed"]
+        peak = verdicts(sweep.columns(runs)).splitlines()[2]
+        assert "fails: best at tau 0.07, an end of the sweep (vs the best intermediate tau 0.3: " in peak
+        assert f"{side} the seeds' spread" in peak
     only_info_nce = [r for r in runs if r["config"]["loss"] == "info_nce"]
     lines = verdicts(sweep.columns(only_info_nce)).splitlines()
     assert lines[3].endswith("not measured yet") and lines[5].endswith("not measured yet")
