@@ -6,8 +6,14 @@ encoder at the same batch, measured in the same process. Two views cost two
 encoder passes, so the fair comparison is per encoded view:
 `contrastive images/s x 2 / supervised images/s`.
 
-    python benchmarks/throughput_benchmark.py          # small CNN and ResNet-18, 32x32, batch 256
-    python benchmarks/throughput_benchmark.py --quick  # CI
+`--breakdown` shows where the contrastive step's time goes: the step is
+timed again with parts taken away (augmentation, the metrics the CLI
+compiles), the encoder alone as a supervised step on as many views, and the
+augmentation and the loss alone in a `tf.function`, all in one process.
+
+    python benchmarks/throughput_benchmark.py              # small CNN and ResNet-18, 32x32, batch 256
+    python benchmarks/throughput_benchmark.py --breakdown  # the small CNN's step, part by part
+    python benchmarks/throughput_benchmark.py --quick      # CI
 """
 
 import argparse
@@ -18,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import keras_contrastive as kc  # noqa: E402
 
@@ -49,21 +56,101 @@ def images_per_second(model, images, labels, batch_size, steps):
     return batch_size / float(np.median(timer.times[1:]))
 
 
-def measure(name, batch_size, steps):
+def random_data(count):
     rng = np.random.default_rng(0)
-    images = rng.uniform(size=(batch_size * steps, 32, 32, 3)).astype("float32")
-    labels = rng.integers(0, 10, size=batch_size * steps)
+    images = rng.uniform(size=(count, 32, 32, 3)).astype("float32")
+    return images, rng.integers(0, 10, size=count)
+
+
+def supervised_rate(name, images, labels, batch_size, steps):
     keras.utils.set_random_seed(0)
-    encoder = ENCODERS[name]()
-    supervised = keras.Sequential([encoder, keras.layers.Dense(10, activation="softmax")])
+    supervised = keras.Sequential([ENCODERS[name](), keras.layers.Dense(10, activation="softmax")])
     supervised.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    supervised_rate = images_per_second(supervised, images, labels, batch_size, steps)
+    return images_per_second(supervised, images, labels, batch_size, steps)
+
+
+def contrastive_rate(name, images, batch_size, steps, augmenter, metrics=None, labels=None):
+    """Labels reach only the metrics (the loss is unsupervised)."""
+    keras.utils.set_random_seed(0)
     contrastive = kc.ContrastiveModel(
-        ENCODERS[name](), kc.encoders.projection_head("linear", 128), kc.Augmenter(32)
+        ENCODERS[name](), kc.encoders.projection_head("linear", 128), augmenter
     )
-    contrastive.compile(optimizer="sgd", loss=kc.InfoNCE(tau=0.2))
-    contrastive_rate = images_per_second(contrastive, images, None, batch_size, steps)
-    return supervised_rate, contrastive_rate
+    contrastive.compile(optimizer="sgd", loss=kc.InfoNCE(tau=0.2), metrics=metrics)
+    return images_per_second(contrastive, images, labels, batch_size, steps)
+
+
+def measure(name, batch_size, steps):
+    images, labels = random_data(batch_size * steps)
+    return (
+        supervised_rate(name, images, labels, batch_size, steps),
+        contrastive_rate(name, images, batch_size, steps, kc.Augmenter(32)),
+    )
+
+
+def milliseconds_per_call(function, repeats):
+    function()  # traces
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def augmentation_ms(images, repeats):
+    """Two views of the batch by the paper's augmenter, as in a training step."""
+    augmenter = kc.Augmenter(32)
+    seeds = [tf.constant([0, view]) for view in range(2)]
+    two_views = tf.function(lambda x: [augmenter(x, seed=seed) for seed in seeds])
+    images = tf.constant(images)
+    return milliseconds_per_call(lambda: [v.numpy() for v in two_views(images)], repeats)
+
+
+def loss_ms(batch_size, repeats):
+    """InfoNCE forward and backward on the step's `(batch, 2, 128)` projections."""
+    projections = tf.random.stateless_normal((batch_size, 2, 128), seed=[0, 0])
+    loss = kc.InfoNCE(tau=0.2)
+
+    @tf.function
+    def value_and_gradient(z):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            value = loss(None, z)
+        return tape.gradient(value, z)
+
+    return milliseconds_per_call(lambda: value_and_gradient(projections).numpy(), repeats)
+
+
+def breakdown_lines(name, batch_size, steps):
+    """The contrastive step of `name`, part by part; returns the Markdown table."""
+    images, labels = random_data(2 * batch_size * steps)
+    views = 2 * batch_size
+    rows = [
+        ("supervised step, batch B (the baseline)", batch_size / supervised_rate(name, images, labels, batch_size, steps), batch_size),
+        ("supervised step, batch 2B (the encoder on a step's views)",
+         views / supervised_rate(name, images, labels, views, steps), views),
+        ("contrastive step, no augmentation (`augmenter=None`)",
+         batch_size / contrastive_rate(name, images, batch_size, steps, None), views),
+        ("contrastive step, the paper's augmenter",
+         batch_size / contrastive_rate(name, images, batch_size, steps, kc.Augmenter(32)), views),
+        ("contrastive step + `Uniformity`, `Tolerance` (the CLI's metrics)",
+         batch_size / contrastive_rate(
+             name, images, batch_size, steps, kc.Augmenter(32), [kc.metrics.Uniformity(), kc.metrics.Tolerance()],
+             labels,
+         ), views),
+        ("augmentation alone: two views of B images", augmentation_ms(images[:batch_size], steps) / 1000, None),
+        ("loss alone: InfoNCE forward + backward, 2B views", loss_ms(batch_size, steps) / 1000, None),
+    ]
+    baseline_view_ms = 1000 * rows[0][1] / batch_size
+    lines = [
+        f"| {name}, B = {batch_size} | ms per step | views/s | views/s / supervised (batch B) |",
+        "|---|---|---|---|",
+    ]
+    for label, seconds, encoded in rows:
+        rate = f"{encoded / seconds:.0f}" if encoded else ""
+        ratio = f"{baseline_view_ms / (1000 * seconds / encoded):.2f}" if encoded else ""
+        lines.append(f"| {label} | {1000 * seconds:.1f} | {rate} | {ratio} |")
+    return lines
 
 
 def table_lines(names, batch_size, steps):
@@ -83,11 +170,19 @@ def table_lines(names, batch_size, steps):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small CNN only, batch 32, few steps (CI)")
+    parser.add_argument("--breakdown", action="store_true", help="the small CNN's step, part by part")
+    parser.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated, of: " + ", ".join(ENCODERS))
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
-    names = ["small_cnn"] if args.quick else list(ENCODERS)
     batch_size = 32 if args.quick else 256
     steps = args.steps or (4 if args.quick else 8)
+    if args.breakdown:
+        print("\n".join(breakdown_lines("small_cnn", batch_size, steps)))
+        return
+    names = ["small_cnn"] if args.quick else args.encoders.split(",")
+    unknown = sorted(set(names) - set(ENCODERS))
+    if unknown:
+        parser.error(f"--encoders: unknown encoder(s) {unknown}; known: {list(ENCODERS)}")
     print("\n".join(table_lines(names, batch_size, steps)))
 
 

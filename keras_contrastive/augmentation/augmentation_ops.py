@@ -7,7 +7,7 @@ stateless, the same seed gives the same views anywhere: `ContrastiveModel`
 folds the step, the view index and the replica id into the seed, so views
 differ across views and replicas and a resumed run replays the same views
 (within one compilation mode: XLA and the default kernels map a seed to
-different numbers).
+different numbers; `Augmenter` always draws its views under XLA).
 Keras' own random layers keep their generator state in a variable that is
 mirrored across replicas, so every replica would draw the same numbers.
 """

@@ -67,9 +67,28 @@ def test_flip_with_probability_one_reverses_columns(images):
 
 
 def test_config_round_trip():
-    augmenter = Augmenter((24, 20), recipe="simclr", jitter_strength=1.0, seed=3)
+    augmenter = Augmenter((24, 20), recipe="simclr", jitter_strength=1.0, seed=3, jit_compile=False)
     restored = Augmenter.from_config(augmenter.get_config())
     assert restored.get_config() == augmenter.get_config()
+    assert restored.jit_compile is False
+
+
+def test_a_seed_gives_the_same_views_in_eager_graph_and_xla_steps(images):
+    """The views are drawn by one XLA function wherever the augmenter runs."""
+    augmenter = Augmenter(24)
+    seed = tf.constant([7, 8])
+    eager = augmenter(images, seed=seed)
+    graph = tf.function(lambda x: augmenter(x, seed=seed))(images)
+    xla = tf.function(lambda x: augmenter(x, seed=seed), jit_compile=True)(images)
+    np.testing.assert_allclose(graph, eager, atol=1e-6)
+    np.testing.assert_allclose(xla, eager, atol=1e-6)
+
+
+def test_without_jit_compile_the_views_are_seeded_too(images):
+    augmenter = Augmenter(24, jit_compile=False)
+    first = augmenter(images, seed=tf.constant([1, 2]))
+    np.testing.assert_array_equal(first, augmenter(images, seed=tf.constant([1, 2])))
+    assert np.abs(np.asarray(first) - np.asarray(augmenter(images, seed=tf.constant([1, 3])))).max() > 0.1
 
 
 def test_bad_arguments_raise():
@@ -77,6 +96,8 @@ def test_bad_arguments_raise():
         Augmenter(32, recipe="byol")
     with pytest.raises(ValueError, match="Received: image_size=\\(0, 0\\)"):
         Augmenter(0)
+    with pytest.raises(ValueError, match="Received: jit_compile='yes'"):
+        Augmenter(32, jit_compile="yes")
 
 
 def test_float_images_in_0_255_raise_instead_of_clipping_to_white(images):
