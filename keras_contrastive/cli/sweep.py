@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_contrastive import distribute
+from keras_contrastive.cli import paper_table
 from keras_contrastive.cli.runs import RESULTS_FILE
 from keras_contrastive.cli.runs import make_strategy
 from keras_contrastive.cli.runs import pretrain
@@ -105,7 +106,8 @@ def columns(finished):
     Returns:
         A list of dicts in sweep order: `loss`, `tau` (None for the tau-free
         losses), `label`, `runs` (their results), `seeds`, `converged` (how
-        many seeds met the stopping rule), `space`, and for each measure its
+        many seeds met the stopping rule), `space`, `epochs`, `dataset`, and
+        for each measure its
         `mean` and `std` over the seeds (`<key>` and `<key>_std`; sample
         standard deviation, 0 for one seed).
     """
@@ -121,6 +123,7 @@ def columns(finished):
             "loss": loss, "tau": tau, "label": label, "runs": runs, "seeds": len(runs),
             "converged": sum(r.get("convergence", {}).get("converged", False) for r in runs),
             "space": runs[0]["space"], "epochs": runs[0]["config"]["epochs"],
+            "dataset": runs[0]["config"].get("dataset"),
         }
         for _, key, _ in MEASURES:
             values = [r[key] for r in runs if r.get(key) is not None]
@@ -132,7 +135,8 @@ def columns(finished):
 
 def markdown_table(table):
     """Table 1's layout: a column per (loss, tau), rows acc, U, T, as mean ± std
-    over seeds; a column whose seeds did not all converge is marked `*`."""
+    over seeds; a column whose seeds did not all converge is marked `*`. On
+    CIFAR-10 the paper's own values follow, in rows of their own."""
     space = table[0]["space"]
     headers = [c["label"] + ("" if c["converged"] == c["seeds"] else " *") for c in table]
     lines = ["| metric | " + " | ".join(headers) + " |", "|---" * (len(table) + 1) + "|"]
@@ -143,6 +147,7 @@ def markdown_table(table):
         values = [_mean_std(c[key], c[key + "_std"], c["seeds"], digits) for c in table]
         lines.append(f"| {label} ({where}) | " + " | ".join(values) + " |")
     lines.append("| seeds (converged) | " + " | ".join(f"{c['seeds']} ({c['converged']})" for c in table) + " |")
+    published = paper_table.paper_rows(table)
     notes = [
         "",
         f"Mean ± standard deviation over seeds; {table[0]['epochs']} epochs. kNN, U and T on "
@@ -150,6 +155,9 @@ def markdown_table(table):
     ]
     if any(c["converged"] < c["seeds"] for c in table):
         notes.append("`*`: not every seed of the column met the stopping rule (see runs.csv).")
+    if published:
+        lines += published
+        notes.append(paper_table.NOTE)
     return "\n".join(lines + notes) + "\n"
 
 
