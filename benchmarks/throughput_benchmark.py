@@ -125,30 +125,32 @@ def breakdown_lines(name, batch_size, steps):
     """The contrastive step of `name`, part by part; returns the Markdown table."""
     images, labels = random_data(2 * batch_size * steps)
     views = 2 * batch_size
+    cli_metrics = [kc.metrics.Uniformity(), kc.metrics.Tolerance()]
+
+    def contrastive_step(augmenter, metrics=None):
+        return batch_size / contrastive_rate(name, images, batch_size, steps, augmenter, metrics, labels)
+
+    # (label, seconds, views encoded): None for the parts timed alone.
     rows = [
-        ("supervised step, batch B (the baseline)", batch_size / supervised_rate(name, images, labels, batch_size, steps), batch_size),
+        ("supervised step, batch B (the baseline)",
+         batch_size / supervised_rate(name, images, labels, batch_size, steps), batch_size),
         ("supervised step, batch 2B (the encoder on a step's views)",
          views / supervised_rate(name, images, labels, views, steps), views),
-        ("contrastive step, no augmentation (`augmenter=None`)",
-         batch_size / contrastive_rate(name, images, batch_size, steps, None), views),
-        ("contrastive step, the paper's augmenter",
-         batch_size / contrastive_rate(name, images, batch_size, steps, kc.Augmenter(32)), views),
+        ("contrastive step, no augmentation (`augmenter=None`)", contrastive_step(None), views),
+        ("contrastive step, the paper's augmenter", contrastive_step(kc.Augmenter(32)), views),
         ("contrastive step + `Uniformity`, `Tolerance` (the CLI's metrics)",
-         batch_size / contrastive_rate(
-             name, images, batch_size, steps, kc.Augmenter(32), [kc.metrics.Uniformity(), kc.metrics.Tolerance()],
-             labels,
-         ), views),
+         contrastive_step(kc.Augmenter(32), cli_metrics), views),
         ("augmentation alone: two views of B images", augmentation_ms(images[:batch_size], steps) / 1000, None),
         ("loss alone: InfoNCE forward + backward, 2B views", loss_ms(batch_size, steps) / 1000, None),
     ]
-    baseline_view_ms = 1000 * rows[0][1] / batch_size
+    baseline_view_seconds = rows[0][1] / batch_size
     lines = [
         f"| {name}, B = {batch_size} | ms per step | views/s | views/s / supervised (batch B) |",
         "|---|---|---|---|",
     ]
     for label, seconds, encoded in rows:
         rate = f"{encoded / seconds:.0f}" if encoded else ""
-        ratio = f"{baseline_view_ms / (1000 * seconds / encoded):.2f}" if encoded else ""
+        ratio = f"{baseline_view_seconds / (seconds / encoded):.2f}" if encoded else ""
         lines.append(f"| {label} | {1000 * seconds:.1f} | {rate} | {ratio} |")
     return lines
 

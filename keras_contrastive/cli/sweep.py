@@ -107,9 +107,8 @@ def columns(finished):
         A list of dicts in sweep order: `loss`, `tau` (None for the tau-free
         losses), `label`, `runs` (their results), `seeds`, `converged` (how
         many seeds met the stopping rule), `space`, `epochs`, `dataset`, and
-        for each measure its
-        `mean` and `std` over the seeds (`<key>` and `<key>_std`; sample
-        standard deviation, 0 for one seed).
+        for each measure its `mean` and `std` over the seeds (`<key>` and
+        `<key>_std`; sample standard deviation, 0 for one seed).
     """
     groups = {}
     for results in finished:

@@ -43,6 +43,17 @@ def test_throughput_benchmark_quick_mode():
 
 
 @pytest.mark.slow
+def test_throughput_breakdown_quick_mode():
+    result = run("throughput_benchmark.py", "--breakdown")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].startswith("| small_cnn, B = 32 |") and len(rows) == 8
+    assert rows[1].startswith("| supervised step, batch B (the baseline) |") and rows[1].endswith("| 1.00 |")
+    for row in rows[1:]:
+        assert float(row.split("|")[2]) > 0  # ms
+
+
+@pytest.mark.slow
 def test_run_all_writes_one_report(tmp_path):
     output = tmp_path / "report.md"
     result = run("run_all.py", f"--output={output}")
