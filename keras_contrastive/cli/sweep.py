@@ -14,6 +14,8 @@ from keras_contrastive.cli.runs import RESULTS_FILE
 from keras_contrastive.cli.runs import make_strategy
 from keras_contrastive.cli.runs import pretrain
 from keras_contrastive.cli.verdicts import verdicts
+from keras_contrastive.evaluation.convergence_rule import COLLAPSED_UNIFORMITY
+from keras_contrastive.evaluation.convergence_rule import convergence
 from keras_contrastive.evaluation.evaluation_utils import log_key
 from keras_contrastive.utils.files import replaced_atomically
 from keras_contrastive.utils.files import write_text_atomically
@@ -100,13 +102,23 @@ def load_finished(folder, runs):
     return finished
 
 
+def judged_convergence(results):
+    """The stopping rule applied to a finished run's logged curve now, so that
+    every run of a report is judged by the same (current) rule; `{}` for a
+    run not evaluated during training."""
+    if "convergence" not in results:
+        return {}
+    return convergence(results["curve"], results["config"]["epochs"], results["space"])
+
+
 def columns(finished):
     """Table 1's columns: the finished runs grouped by (loss, tau).
 
     Returns:
         A list of dicts in sweep order: `loss`, `tau` (None for the tau-free
         losses), `label`, `runs` (their results), `seeds`, `converged` (how
-        many seeds met the stopping rule), `space`, `epochs`, `dataset`, and
+        many seeds met the stopping rule), `collapsed` (how many collapsed),
+        `space`, `epochs`, `dataset`, and
         for each measure its `mean` and `std` over the seeds (`<key>` and
         `<key>_std`; sample standard deviation, 0 for one seed).
     """
@@ -118,9 +130,11 @@ def columns(finished):
     table = []
     for (loss, tau), runs in groups.items():
         label = LOSS_LABELS.get(loss, loss) + ("" if tau is None else f" {tau:g}")
+        rules = [judged_convergence(r) for r in runs]
         column = {
             "loss": loss, "tau": tau, "label": label, "runs": runs, "seeds": len(runs),
-            "converged": sum(r.get("convergence", {}).get("converged", False) for r in runs),
+            "converged": sum(rule.get("converged", False) for rule in rules),
+            "collapsed": sum(rule.get("collapsed", False) for rule in rules),
             "space": runs[0]["space"], "epochs": runs[0]["config"]["epochs"],
             "dataset": runs[0]["config"].get("dataset"),
         }
@@ -134,10 +148,11 @@ def columns(finished):
 
 def markdown_table(table):
     """Table 1's layout: a column per (loss, tau), rows acc, U, T, as mean ± std
-    over seeds; a column whose seeds did not all converge is marked `*`. On
-    CIFAR-10 the paper's own values follow, in rows of their own."""
+    over seeds; a column with a collapsed seed is marked `†`, else one whose
+    seeds did not all converge `*`. On CIFAR-10 the paper's own values
+    follow, in rows of their own."""
     space = table[0]["space"]
-    headers = [c["label"] + ("" if c["converged"] == c["seeds"] else " *") for c in table]
+    headers = [c["label"] + _mark(c) for c in table]
     lines = ["| metric | " + " | ".join(headers) + " |", "|---" * (len(table) + 1) + "|"]
     for label, key, digits in MEASURES:
         if all(c[key] is None for c in table):
@@ -152,12 +167,23 @@ def markdown_table(table):
         f"Mean ± standard deviation over seeds; {table[0]['epochs']} epochs. kNN, U and T on "
         f"the held-out split in the {space} space; linear probe on the encoder's features.",
     ]
-    if any(c["converged"] < c["seeds"] for c in table):
+    if any(_mark(c) == " *" for c in table):
         notes.append("`*`: not every seed of the column met the stopping rule (see runs.csv).")
+    if any(c["collapsed"] for c in table):
+        notes.append(
+            f"`†`: a seed of the column collapsed (held-out U below {COLLAPSED_UNIFORMITY:g} at the last "
+            "epoch: every embedding near one point; see runs.csv and the verdicts)."
+        )
     if published:
         lines += published
         notes.append(paper_table.NOTE)
     return "\n".join(lines + notes) + "\n"
+
+
+def _mark(column):
+    if column["collapsed"]:
+        return " †"
+    return "" if column["converged"] == column["seeds"] else " *"
 
 
 def _mean_std(mean, std, seeds, digits):
@@ -168,7 +194,7 @@ def _mean_std(mean, std, seeds, digits):
 
 RUN_FIELDS = (
     "loss", "tau", "seed", "epochs", "space", "knn_accuracy", "linear_accuracy", "uniformity",
-    "tolerance", "converged", "uniformity_change", "knn_change", "seconds",
+    "tolerance", "converged", "collapsed", "uniformity_change", "knn_change", "seconds",
 )
 
 
@@ -178,12 +204,13 @@ def runs_csv(finished):
     writer = csv.DictWriter(buffer, fieldnames=RUN_FIELDS, lineterminator="\n")
     writer.writeheader()
     for r in finished:
-        config, verdict = r["config"], r.get("convergence", {})
+        config, verdict = r["config"], judged_convergence(r)
         writer.writerow({
             "loss": config["loss"], "tau": config["tau"], "seed": config["seed"],
             "epochs": config["epochs"], "space": r["space"],
             **{key: r.get(key) for _, key, _ in MEASURES},
             "converged": verdict.get("converged"),
+            "collapsed": verdict.get("collapsed"),
             "uniformity_change": verdict.get("uniformity_change"),
             "knn_change": verdict.get("knn_change"),
             "seconds": round(r["seconds"]),

@@ -11,14 +11,18 @@ def verdicts(table):
     A difference counts as real when it exceeds the seeds' spread: the sum
     of the two columns' standard deviations (with one seed the spread is
     unknown, and said so). Accuracy is the linear probe's when the runs have
-    one, else kNN's.
+    one, else kNN's. Collapsed columns (a seed's held-out U near 0) are
+    named first; they count as measured (a hard loss that collapses does not
+    keep U high), except as the least uniform or accurate column in (vi).
 
     Args:
         table: `sweep.columns(...)`.
 
     Returns:
-        A Markdown string: a bullet per claim (i)-(vii).
+        A Markdown string: a bullet per claim (i)-(vii), after a line naming
+        the collapsed columns.
     """
+    collapsed = [c["label"] for c in table if c["collapsed"]]
     info_nce = _by_tau(table, "info_nce")
     hard = _by_tau(table, "hard")
     tau_free = {c["loss"]: c for c in table if c["tau"] is None}
@@ -33,7 +37,10 @@ def verdicts(table):
         ("(vii) Figure 8: positives stand above the nearest negatives at small tau, crowded at large tau",
          _figure8(info_nce)),
     ]
-    return "\n".join(f"- **{claim}**: {verdict}" for claim, verdict in claims) + "\n"
+    lines = [f"- **{claim}**: {verdict}" for claim, verdict in claims]
+    if collapsed:
+        lines.insert(0, f"Collapsed: {', '.join(collapsed)}.\n")
+    return "\n".join(lines) + "\n"
 
 
 def _by_tau(table, loss):
@@ -123,23 +130,26 @@ def _simple(table, tau_free, key):
     if "simple" not in tau_free or len(table) < 2:
         return NOT_YET
     simple = tau_free["simple"]
-    others = [c for c in table if c is not simple]
+    others = [c for c in table if c is not simple and not c["collapsed"]]
     least_uniform = all(simple["uniformity"] < c["uniformity"] for c in others)
     least_accurate = all(simple[key] < c[key] for c in others)
+    among = " of the columns that did not collapse" if len(others) < len(table) - 1 else ""
     text = (
-        f"Simple U {_value(simple, 'uniformity')} ({'the lowest' if least_uniform else 'not the lowest'}), "
-        f"{key.replace('_', ' ')} {_value(simple, key, 4)} ({'the lowest' if least_accurate else 'not the lowest'})"
+        f"Simple U {_value(simple, 'uniformity')} ({'the lowest' if least_uniform else 'not the lowest'}{among}), "
+        f"{key.replace('_', ' ')} {_value(simple, key, 4)} "
+        f"({'the lowest' if least_accurate else 'not the lowest'}{among})"
     )
     if "hard_simple" in tau_free:
         recovered = tau_free["hard_simple"]
         text += (
             f"; HardSimple U {_value(recovered, 'uniformity')}, {key.replace('_', ' ')} "
             f"{_value(recovered, key, 4)} ({_beyond_spread(recovered, simple, key)})"
+            + (", collapsed" if recovered["collapsed"] else "")
         )
         recovers = recovered[key] > simple[key] and recovered["uniformity"] > simple["uniformity"]
+        verdict = "holds" if least_uniform and least_accurate and recovers else "fails"
     else:
-        recovers = None
-    verdict = "holds" if least_uniform and least_accurate and recovers is not False else "fails"
+        verdict = "holds so far (HardSimple not measured yet)" if least_uniform and least_accurate else "fails"
     return f"{verdict}: {text}"
 
 

@@ -5,6 +5,9 @@ import math
 from keras_contrastive.evaluation.evaluation_utils import check_space
 from keras_contrastive.evaluation.evaluation_utils import log_key
 
+# Held-out uniformity below this at the end of a run: it has collapsed.
+COLLAPSED_UNIFORMITY = 0.1
+
 
 def convergence(
     curve,
@@ -13,6 +16,7 @@ def convergence(
     window=0.2,
     max_uniformity_change=0.02,
     max_accuracy_change=0.01,
+    min_uniformity=COLLAPSED_UNIFORMITY,
 ):
     """Checks a run's logged curve against the reproduction's stopping rule.
 
@@ -24,6 +28,13 @@ def convergence(
     so a run evaluated every few epochs is judged over at least the window.
     A curve that does not reach the last epoch, or has fewer than two
     evaluations in the window, or holds a NaN, has not converged.
+
+    A flat curve is not enough: a run whose held-out uniformity ends below
+    `min_uniformity` has collapsed (U = 0.1 means `E exp(-2 |x - y|^2)` =
+    0.90, as if every two held-out embeddings were 0.22 apart, where random
+    points of the sphere are about 1.4 apart): all embeddings equal is a
+    fixed point of every contrastive loss, where its gradient vanishes. Such
+    a run is reported as `collapsed`, never as converged.
 
     Args:
         curve: Per-epoch log dicts with `epoch` (counted from 1) and the
@@ -37,11 +48,13 @@ def convergence(
             `0.02`.
         max_accuracy_change: Largest range of kNN accuracy. Defaults to
             `0.01`.
+        min_uniformity: Below this final held-out U the run has collapsed.
+            Defaults to `0.1`.
 
     Returns:
         A dict: `converged` (bool), `window_start` (epoch), `uniformity_change`
         (relative), `knn_change` (absolute), `evaluations` (in the window),
-        and `reason` when it has not converged.
+        `collapsed` (bool), and `reason` when it has not converged.
 
     Example:
 
@@ -70,7 +83,10 @@ def convergence(
         uniformity_change=(max(uniformity) - min(uniformity)) / final if final else math.inf,
         knn_change=max(accuracy) - min(accuracy),
         evaluations=len(judged),
+        collapsed=uniformity[-1] < min_uniformity,
     )
+    if result["collapsed"]:
+        return {**result, "reason": f"collapsed (held-out U {uniformity[-1]:.3f} < {min_uniformity:g})"}
     moving = []
     if result["uniformity_change"] >= max_uniformity_change:
         moving.append(f"U moved {100 * result['uniformity_change']:.1f} %")
@@ -89,4 +105,6 @@ def describe_convergence(result):
         f"U moved {100 * result['uniformity_change']:.1f} %, kNN "
         f"{100 * result['knn_change']:.1f} points from epoch {result['window_start']}"
     )
+    if result["collapsed"]:
+        return f"NO, {result['reason']} ({movement})"
     return ("yes" if result["converged"] else "NO") + f" ({movement})"

@@ -86,6 +86,19 @@ class HardContrastiveLoss(ContrastiveLoss):
     as in the paper's definition. With `num_negatives` equal to all
     negatives the loss equals `InfoNCE`.
 
+    Collapse: with every embedding at one point the loss is `log(1 + K)`
+    (`K` kept negatives) at any `tau`, which is below its value whenever an
+    anchor's kept negatives are, on average, more similar to it than its
+    positive. Strong augmentation makes that common early in training with
+    in-batch negatives, which get gradients too, so everything can move to
+    one point and stay there (the gradient vanishes): on CIFAR-10 (small
+    CNN, the paper's augmentation, `alpha` of 510 in-batch negatives) the
+    positives' mean similarity was 0.83 against a mean threshold of 0.92 at
+    initialisation, and the loss collapsed in its first epoch at `tau` 0.07
+    and 0.2 (within 40 steps at 0.2), also when 80 InfoNCE steps came
+    first (README, Table 1). InfoNCE has no such pull: its collapse value `log(1 + n)` counts all
+    `n` negatives. Watch the `Uniformity` metric: near 0 means collapsed.
+
 {input_contract}
 
     Formula:

@@ -15,22 +15,38 @@ MEASURED = {
 }
 
 
-def fake_run(loss, tau, seed, converged=True, gap=0.2):
+EPOCHS = 8
+
+
+def logged_curve(uniformity, tolerance, state):
+    """An evaluation every other epoch: flat when `converged`, U still
+    rising 5 % when `moving`, U near 0 when `collapsed`."""
+    final = {"converged": uniformity, "moving": uniformity, "collapsed": 0.001}[state]
+    rise = 0.05 * final if state == "moving" else 0.0
+    return [
+        {"epoch": epoch, "val_projection_uniformity": final - rise * (EPOCHS - epoch) / 2,
+         "val_projection_knn_accuracy": 0.5, "val_projection_tolerance": tolerance}
+        for epoch in range(2, EPOCHS + 1, 2)
+    ]
+
+
+def fake_run(loss, tau, seed, state="converged", gap=0.2):
     uniformity, tolerance, accuracy = (v + 0.01 * seed for v in MEASURED[(loss, tau)])
     return {
-        "config": {"loss": loss, "tau": tau, "seed": seed, "epochs": 8},
+        "config": {"loss": loss, "tau": tau, "seed": seed, "epochs": EPOCHS},
         "space": "projection", "knn_accuracy": accuracy - 0.02, "linear_accuracy": accuracy,
         "uniformity": uniformity, "tolerance": tolerance, "seconds": 60.0,
-        "convergence": {"converged": converged, "uniformity_change": 0.01, "knn_change": 0.002},
+        # As stored when the run finished; the report judges the curve anew.
+        "convergence": {"converged": True},
         "similarity_table": {"positive": [0.5 + gap * (1 - tau)] * 4, "negatives": [[0.5] * 3] * 4},
-        "curve": [{"epoch": 1, "val_projection_uniformity": uniformity, "val_projection_knn_accuracy": 0.5,
-                   "val_projection_tolerance": tolerance}],
+        "curve": logged_curve(uniformity, tolerance, state),
     }
 
 
-def all_runs(seeds=(0, 1, 2), unconverged=()):
+def all_runs(seeds=(0, 1, 2), unconverged=(), collapsed=()):
     return [
-        fake_run(loss, tau, seed, converged=(loss, tau, seed) not in unconverged)
+        fake_run(loss, tau, seed, state="collapsed" if (loss, tau, seed) in collapsed
+                 else "moving" if (loss, tau, seed) in unconverged else "converged")
         for seed in seeds for (loss, tau) in MEASURED
     ]
 
@@ -62,6 +78,34 @@ def test_one_seed_shows_no_spread_and_a_converged_table_no_mark():
 def test_runs_csv_has_a_row_per_run():
     lines = sweep.runs_csv(all_runs()).strip().splitlines()
     assert lines[0].startswith("loss,tau,seed,epochs,space,knn_accuracy") and len(lines) == 1 + 24
+
+
+def test_the_report_judges_every_run_by_the_current_rule():
+    # Stored "converged" at the end of the run (an older rule), collapsed by
+    # its curve: the report says collapsed, marks and names the column, and
+    # does not take it for (vi)'s least uniform column.
+    runs = all_runs(seeds=(0,), collapsed={("hard", 0.07, 0)})
+    next(r for r in runs if r["config"]["loss"] == "hard")["uniformity"] = 0.001
+    table = sweep.columns(runs)
+    hard = next(c for c in table if c["label"] == "H 0.07")
+    assert (hard["converged"], hard["collapsed"]) == (0, 1)
+    text = sweep.markdown_table(table)
+    header = text.splitlines()[0]
+    assert "| H 0.07 † |" in header and "| H 0.3 |" in header and " * " not in header
+    assert "`†`: a seed of the column collapsed" in text and "`*`" not in text
+    row = next(line for line in sweep.runs_csv(runs).splitlines() if line.startswith("hard,0.07,"))
+    assert ",False,True," in row  # converged, collapsed
+    lines = verdicts(table).splitlines()
+    assert lines[0] == "Collapsed: H 0.07."
+    assert "partly: H's U >= C's at 2 of 3 taus" in lines[5]
+    assert "holds: Simple U 1.700 (the lowest of the columns that did not collapse)" in lines[7]
+
+
+def test_a_moving_seed_marks_its_column_not_converged():
+    table = sweep.columns(all_runs(seeds=(0,), unconverged={("info_nce", 1.0, 0)}))
+    column = next(c for c in table if c["label"] == "C 1")
+    assert (column["converged"], column["collapsed"]) == (0, 0)
+    assert "| C 1 * |" in sweep.markdown_table(table).splitlines()[0]
 
 
 def test_sweep_order_gives_every_column_a_seed_first():
@@ -100,3 +144,6 @@ def test_verdicts_say_when_a_claim_fails_or_is_unmeasured():
     only_info_nce = [r for r in runs if r["config"]["loss"] == "info_nce"]
     lines = verdicts(sweep.columns(only_info_nce)).splitlines()
     assert lines[3].endswith("not measured yet") and lines[5].endswith("not measured yet")
+    without_hard_simple = [r for r in all_runs() if r["config"]["loss"] != "hard_simple"]
+    simple = verdicts(sweep.columns(without_hard_simple)).splitlines()[5]
+    assert ": holds so far (HardSimple not measured yet): Simple U 1.710 ± 0.010 (the lowest)" in simple

@@ -69,3 +69,15 @@ def test_the_space_selects_the_keys():
     assert not convergence(points, 10)["converged"]
     with pytest.raises(ValueError, match="Received: space='pixels'"):
         convergence(points, 10, space="pixels")
+
+
+def test_a_collapsed_run_is_flat_but_never_converged():
+    result = convergence(curve([0.02, 0.003] + [0.001] * 8, [0.43] * 10), 10)
+    assert result["collapsed"] and not result["converged"]
+    assert result["uniformity_change"] == 0.0 and result["reason"] == "collapsed (held-out U 0.001 < 0.1)"
+    assert describe_convergence(result) == (
+        "NO, collapsed (held-out U 0.001 < 0.1) (U moved 0.0 %, kNN 0.0 points from epoch 8)"
+    )
+    # Just above the bound it is judged by movement alone; the bound is an argument.
+    assert convergence(curve([0.101] * 10, [0.43] * 10), 10)["converged"]
+    assert convergence(curve([0.3] * 10, [0.43] * 10), 10, min_uniformity=0.5)["collapsed"]
