@@ -81,6 +81,11 @@ class HardSimpleContrastiveLoss(ContrastiveLoss):
     hardness-aware again: in the paper's Table 1 it matches or beats the hard
     contrastive loss (CIFAR-10: 84.84% linear accuracy, U = 3.85).
 
+    Like `HardContrastiveLoss` it can collapse: with every embedding at one
+    point it is 0 (with the default `lam`), below its value whenever an
+    anchor's kept negatives are on average more similar to it than its
+    positive; see `HardContrastiveLoss` and the README's Table 1.
+
 {input_contract}
 
     Formula:

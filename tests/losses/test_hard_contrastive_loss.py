@@ -32,12 +32,12 @@ def test_fewer_negatives_give_a_smaller_loss_at_the_same_tau(rng):
     assert np.all(values[0] > values[1]) and np.all(values[1] > values[2])
 
 
-def test_collapse_lowers_the_hard_loss_when_hard_negatives_beat_the_positive(rng):
-    """What collapsed the hard loss on CIFAR-10 (README, Table 1): every
-    embedding at one point gives log(1 + K) at any tau, below the loss
-    whenever an anchor's kept negatives are more similar to it than its
-    positive; InfoNCE, whose collapse value log(1 + 14) counts every
-    negative, still gains from spreading the same embeddings out."""
+def test_collapse_lowers_the_hard_losses_when_hard_negatives_beat_the_positive(rng):
+    """What collapsed the hard losses on CIFAR-10 (README, Table 1): every
+    embedding at one point gives log(1 + K) at any tau (HardSimple: 0),
+    below the loss whenever an anchor's kept negatives are more similar to
+    it than its positive; InfoNCE, whose collapse value log(1 + 14) counts
+    every negative, still gains from spreading the same embeddings out."""
     centres = np.eye(16)[[0, 0, 1, 1, 2, 2, 3, 3]]  # four pairs of near-duplicates
     first = centres + 0.02 * rng.normal(size=(8, 16))
     second = centres + 0.2 * rng.normal(size=(8, 16))  # strongly augmented view
@@ -49,5 +49,8 @@ def test_collapse_lowers_the_hard_loss_when_hard_negatives_beat_the_positive(rng
         np.testing.assert_allclose(at_collapse, np.log(2.0), atol=5e-3)
         hard = losses.hard_contrastive_loss(None, spread, tau=tau, num_negatives=1)
         assert np.mean(hard) > np.log(2.0), tau
+        at_collapse = losses.hard_simple_contrastive_loss(None, collapsed, tau=tau, num_negatives=1)
+        np.testing.assert_allclose(at_collapse, 0.0, atol=5e-3 / tau)
+        assert np.mean(losses.hard_simple_contrastive_loss(None, spread, tau=tau, num_negatives=1)) > 0, tau
         np.testing.assert_allclose(losses.info_nce(None, collapsed, tau=tau), np.log(15.0), atol=5e-3)
         assert np.mean(losses.info_nce(None, spread, tau=tau)) < np.log(15.0), tau
