@@ -26,11 +26,13 @@ and `W_ji = u_j exp(s_ij / tau - lse_j)` (where anchor `j` keeps `i`:
 `C` (and `W_E^T Z` for the extras) instead of two. `d tau` comes from those
 products too, without another pass over the matrix.
 
-The thresholds come from NumPy's vectorised `partition` on all cores (a
-linear-time selection, unlike a `top_k` that returns and sorts half a row,
-and several times faster here than TensorFlow's `NthElement`), or, inside
-an XLA computation, which cannot call out to NumPy, from an exact bisection
-on the bits of the similarities.
+The thresholds come from an exact radix selection on the bits of the
+similarities (16 counting passes, compiled with XLA; on a CPU over blocks
+of rows held in cache), or, for tensors on the host CPU outside XLA where
+it is the faster (timed once a process), from NumPy's vectorised
+`partition` on all cores (a linear-time selection, unlike a `top_k` that
+returns and sorts half a row, and several times faster than TensorFlow's
+`NthElement`); an XLA computation cannot call out to NumPy.
 
 The passes over the matrix other than the selection are compiled with
 XLA, also when the caller is not: the similarities (`Z C^T`, with each
@@ -55,6 +57,7 @@ import concurrent.futures
 import functools
 import math
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -205,23 +208,28 @@ def kth_largest(values, k):
         `(rows,)` float32.
 
     `partitioned_kth_largest` (NumPy, through a host callback) for one `k`
-    when `_selects_on_host(values)`; otherwise `bisection_kth_largest`, which
+    when `_selects_on_host(values)`; otherwise `radix_kth_largest`, which
     runs on any device, under XLA and in a SavedModel.
     """
     k = tf.convert_to_tensor(k, tf.int32)
     if k.shape.rank != 0 or not _selects_on_host(values):
-        return bisection_kth_largest(values, k)
+        return radix_kth_largest(values, k)
     selected = tf.numpy_function(partitioned_kth_largest, [values, k], tf.float32, stateful=False)
     return tf.ensure_shape(selected, values.shape[:1])
 
 
 def _selects_on_host(values):
-    """Whether NumPy may select: for tensors on the host CPU, outside XLA,
-    and outside a SavedModel being written (a host callback can be neither
+    """Whether NumPy selects: for tensors on the host CPU, outside XLA, and
+    outside a SavedModel being written (a host callback can be neither
     compiled nor saved, and on an accelerator it would copy the matrix to
-    the host every step)."""
-    if _compiled_by_xla() or _in_save_context():
+    the host every step), on a host where NumPy is the faster."""
+    if _compiled_by_xla() or _in_save_context() or not _on_host_cpu(values):
         return False
+    return _numpy_selects_faster()
+
+
+def _on_host_cpu(values):
+    """Whether `values` is (or, no device being chosen, will be) on the host CPU."""
     if values.device:
         return tf.DeviceSpec.from_string(values.device).device_type == "CPU"
     # No device chosen: the placer takes an accelerator when there is one.
@@ -231,7 +239,7 @@ def _selects_on_host(values):
 def _unless_unknown(private_check):
     """`private_check()`, or True when the private TensorFlow API behind it
     is gone: then the kernels assume XLA and a SavedModel, and take the
-    bisection and row blocks, which run everywhere (only slower on CPU)."""
+    radix selection and row blocks, which run everywhere (only slower on CPU)."""
     try:
         return bool(private_check())
     except (AttributeError, TypeError):
@@ -249,6 +257,40 @@ def _compiled_by_xla():
 def _in_save_context():
     """Whether `tf.saved_model.save` is tracing the ops being built."""
     return _unless_unknown(lambda: save_context.in_save_context())
+
+
+# The matrix on which the two selections are timed against each other.
+_CALIBRATION_SHAPE = (1024, 8192)
+
+
+@functools.cache
+def _numpy_selects_faster():
+    """Whether NumPy's partition selects faster than `radix_kth_largest` on
+    this host: timed once a process (best of five each, on a 1,024 x 8,192
+    matrix, `k` half a row).
+
+    Both are exact, so the choice changes only the speed. NumPy's vectorised
+    partition is the faster on most x86 CPUs (48 ms at 8,192 x 8,190 with
+    AVX2 against the radix selection's 132 ms, `benchmarks/README.md`); on
+    AMD Zen 4 its AVX-512 path runs in microcode (219 ms), and without
+    NumPy's SIMD sort (most CPUs other than x86) it is a scalar introselect.
+    """
+    values = np.random.default_rng(0).normal(size=_CALIBRATION_SHAPE).astype(np.float32)
+    k = _CALIBRATION_SHAPE[1] // 2
+    with tf.init_scope():  # eager, also while a function is being traced
+        tensor = tf.constant(values)
+        radix_seconds = _best_seconds(lambda: radix_kth_largest(tensor, k).numpy())
+    return _best_seconds(lambda: partitioned_kth_largest(values, k)) < radix_seconds
+
+
+def _best_seconds(run, repeats=5):
+    run()  # compiles, starts the threads
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        timings.append(time.perf_counter() - start)
+    return min(timings)
 
 
 # Bytes of rows one selection task copies and partitions: they stay in cache.
@@ -320,25 +362,94 @@ def _values_of_keys(keys):
     return tf.bitcast(bits, tf.float32)
 
 
+# The counting selection takes `_DIGIT_BITS` bits of the key a pass; the
+# counts for its three candidate digits share one int32, in fields of
+# `_COUNT_BITS` bits, summed over chunks of columns few enough for a field.
+_DIGIT_BITS = 2
+_COUNT_BITS = 10
+_COUNTED_CHUNK = 2 ** (_COUNT_BITS - 1)
+# Bytes of keys in one block of rows on a CPU: every pass over a block then
+# reads it from cache instead of memory.
+_CACHED_BLOCK_BYTES = 2**22
+
+
 @tf.function(jit_compile=True)
-def bisection_kth_largest(values, k):
-    """`kth_largest` from 32 counting passes, compiled with XLA.
+def radix_kth_largest(values, k):
+    """`kth_largest` from 16 counting passes, compiled with XLA.
 
     The key of the `k`-th largest entry is the largest key `v` with at least
-    `k` keys `>= v`; it is built from the most significant bit down, each
-    bit kept when the count allows.
+    `k` keys `>= v`; it is built two bits a pass from the most significant,
+    each digit the largest whose candidate `v` the count allows (the three
+    candidates are counted in one reduction). On a CPU the rows go in
+    blocks small enough to stay in cache for all the passes; elsewhere in
+    one block.
     """
-    keys = _order_keys(values)
+    rows, columns = tf.shape(values)[0], tf.shape(values)[1]
+    ranks = tf.broadcast_to(k, [rows])  # k: () or (rows,)
+    block_rows = tf.minimum(rows, _selection_block_rows(values, columns))
+    num_blocks = (rows + block_rows - 1) // tf.maximum(block_rows, 1)
 
-    def step(bit, result):
-        mask = tf.bitwise.left_shift(tf.constant(1, tf.uint32), tf.cast(bit, tf.uint32))
-        candidate = tf.bitwise.bitwise_or(result, mask)
-        count = tf.reduce_sum(tf.cast(keys >= candidate[:, None], tf.int32), axis=1)
-        return bit - 1, tf.where(count >= k, candidate, result)  # k: () or (rows,)
+    def select_block(index, selected):
+        # The last block ends at the last row (overlapping its predecessor).
+        first = tf.minimum(index * block_rows, rows - block_rows)
+        block = tf.slice(values, [first, 0], [block_rows, columns])
+        block_ranks = tf.slice(ranks, [first], [block_rows])
+        block_keys = _radix_selected_keys(_order_keys(block), block_ranks)
+        positions = (first + tf.range(block_rows))[:, None]
+        return index + 1, tf.tensor_scatter_nd_update(selected, positions, block_keys)
 
-    result = tf.zeros(tf.shape(values)[:1], tf.uint32)
-    _, result = tf.while_loop(lambda bit, _: bit >= 0, step, [31, result])
-    return _values_of_keys(result)
+    selected = tf.zeros([rows], tf.uint32)
+    _, selected = tf.while_loop(lambda index, _: index < num_blocks, select_block, [0, selected])
+    return _values_of_keys(selected)
+
+
+def _selection_block_rows(values, columns):
+    if _on_host_cpu(values):
+        return tf.maximum(1, _CACHED_BLOCK_BYTES // (4 * tf.maximum(columns, 1)))
+    return tf.shape(values)[0]
+
+
+def _radix_selected_keys(keys, ranks):
+    """The key of each row's `ranks`-th largest key, `_DIGIT_BITS` a pass."""
+    rows, columns = tf.shape(keys)[0], tf.shape(keys)[1]
+    # Padding keys are 0, never counted: every candidate is at least 1.
+    padding = (-columns) % _COUNTED_CHUNK
+    padded = tf.pad(keys, [[0, 0], [0, padding]])
+    chunked = tf.reshape(padded, [rows, -1, _COUNTED_CHUNK])
+    digits = range(1, 2**_DIGIT_BITS)
+
+    def next_digit(position, result):
+        shift = tf.cast(position, tf.uint32)
+        candidates = [
+            tf.bitwise.bitwise_or(result, tf.bitwise.left_shift(tf.constant(d, tf.uint32), shift))
+            for d in digits
+        ]
+        packed = sum(
+            _shifted_count_field(chunked >= candidate[:, None, None], field)
+            for field, candidate in enumerate(candidates)
+        )
+        chunk_counts = tf.reduce_sum(packed, axis=2)
+        digit = tf.zeros_like(result)
+        for field, d in enumerate(digits):
+            counts = tf.reduce_sum(_count_field(chunk_counts, field), axis=1)
+            digit = tf.where(counts >= ranks, tf.constant(d, tf.uint32), digit)
+        next_bits = tf.bitwise.left_shift(digit, shift)
+        return position - _DIGIT_BITS, tf.bitwise.bitwise_or(result, next_bits)
+
+    result = tf.zeros([rows], tf.uint32)
+    _, result = tf.while_loop(
+        lambda position, _: position >= 0, next_digit, [32 - _DIGIT_BITS, result]
+    )
+    return result
+
+
+def _shifted_count_field(hits, field):
+    return tf.bitwise.left_shift(tf.cast(hits, tf.int32), _COUNT_BITS * field)
+
+
+def _count_field(packed, field):
+    shifted = tf.bitwise.right_shift(packed, _COUNT_BITS * field)
+    return tf.bitwise.bitwise_and(shifted, 2**_COUNT_BITS - 1)
 
 
 def _block_gradients(rows, first_row, candidates, similarities, row_state, column_state, tau, views):

@@ -76,6 +76,32 @@ def kept_negatives(negatives, num_negatives=None, alpha=None):
     return negatives[negatives >= threshold]
 
 
+def kth_largest_by_bits(values, ranks):
+    """Each float32 row's `ranks`-th largest entry, entries ordered as their
+    bits (`-0.0` just below `0.0`, NaN above `inf` or, negative, below
+    `-inf`), by sorting unsigned keys."""
+    bits = values.view(np.uint32)
+    keys = np.where(bits >= 2**31, ~bits, bits | np.uint32(2**31))
+    selected = np.sort(keys, axis=1)[np.arange(len(values)), values.shape[1] - ranks]
+    selected_bits = np.where(selected < 2**31, ~selected, selected ^ np.uint32(2**31))
+    return selected_bits.astype(np.uint32).view(np.float32)
+
+
+def awkward_selection_case(rng, columns):
+    """`(values, ranks)` for 11 float32 rows: one constant row (every rank a
+    tie), one with NaN, one with infinities, signed zeros and denormals, one
+    of integers (many ties), random rows; one rank per row, the extremes
+    among them."""
+    values = rng.normal(size=(11, columns)).astype(np.float32)
+    values[0] = 0.5
+    values[1, : columns // 2] = np.nan
+    values[2, :6] = [-np.inf, np.inf, -0.0, 0.0, 1e-40, -1e-40]
+    values[3] = np.round(values[3])
+    ranks = rng.integers(1, columns + 1, size=11).astype(np.int32)
+    ranks[:3] = [columns, columns // 2 + 1, 1]
+    return values, ranks
+
+
 def logsumexp(x):
     m = np.max(x)
     return m + np.log(np.sum(np.exp(x - m)))

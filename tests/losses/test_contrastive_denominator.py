@@ -85,10 +85,48 @@ def test_matches_the_numpy_reference(rng, rank, views, num_extras, block_size, t
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.parametrize("numpy_selects_faster", [True, False])
+@pytest.mark.parametrize("block_size", [None, 3])
+@pytest.mark.parametrize("views", [2, 3])
+def test_either_host_selection_matches_the_numpy_reference(
+    monkeypatch, rng, numpy_selects_faster, block_size, views
+):
+    """Outside XLA on the CPU the threshold comes from NumPy's partition or
+    the radix selection, whichever this host runs faster."""
+    monkeypatch.setattr(contrastive_denominator, "_numpy_selects_faster", lambda: numpy_selects_faster)
+    anchors, extras = unit_rows(rng, 7 * views, clustered=True), unit_rows(rng, 5)
+    upstream = rng.uniform(0.5, 2.0, size=len(anchors)).astype("float32")
+    expected = reference(anchors, extras, 0.1, views, 4, upstream)
+    got = compute(anchors, extras, 0.1, views, 4, upstream, block_size)
+    for name, a, b in zip(["lse", "anchors", "extras", "tau"], expected, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_the_host_selection_is_the_faster_one_timed(monkeypatch):
+    """The calibration times the radix selection, then NumPy's partition, on
+    the same matrix (both exact there), and picks the faster."""
+    calls = []
+
+    def timed(run):
+        calls.append(run())
+        return timings[len(calls) - 1]
+
+    monkeypatch.setattr(contrastive_denominator, "_best_seconds", timed)
+    rows, columns = contrastive_denominator._CALIBRATION_SHAPE
+    for timings, numpy_faster in [((0.2, 0.1), True), ((0.1, 0.2), False)]:
+        calls.clear()
+        assert contrastive_denominator._numpy_selects_faster.__wrapped__() is numpy_faster
+        radix, partition = calls
+        assert radix.shape == partition.shape == (rows,)
+        np.testing.assert_array_equal(radix, partition)
+    monkeypatch.undo()
+    assert contrastive_denominator._numpy_selects_faster.__wrapped__() in (True, False)  # timed
+
+
 @pytest.mark.parametrize("rank", [None, 5])
 @pytest.mark.parametrize("block_size", [None, 4])
 def test_under_xla_matches_the_numpy_reference(rng, rank, block_size):
-    """Inside XLA the threshold comes from the bisection, not NumPy."""
+    """Inside XLA the threshold comes from the radix selection, not NumPy."""
     anchors, extras = unit_rows(rng, 18, clustered=True), unit_rows(rng, 6)
     upstream = np.ones(18, "float32")
     expected = reference(anchors, extras, 0.1, 2, rank, upstream)
@@ -148,12 +186,30 @@ def test_kth_largest_takes_one_rank_per_row(rng):
     np.testing.assert_array_equal(got, expected)
 
 
-def test_bisection_equals_the_partition(rng):
+def test_radix_selection_equals_the_partition(rng):
     for values in kth_largest_cases(rng):
         for k in [1, 3, values.shape[1]]:
-            bisection = contrastive_denominator.bisection_kth_largest(values, k)
+            radix = contrastive_denominator.radix_kth_largest(values, k)
             partition = contrastive_denominator.kth_largest(tf.constant(values), k)
-            np.testing.assert_array_equal(bisection, partition)
+            np.testing.assert_array_equal(radix, partition)
+
+
+@pytest.mark.parametrize("on_host_cpu", [True, False])
+def test_radix_selection_is_exact_across_blocks_and_count_chunks(monkeypatch, rng, on_host_cpu):
+    """Rows in several blocks (the last overlapping its predecessor, on a
+    CPU) or in one (elsewhere); columns in several counting chunks, the last
+    padded, with whole chunks of equal keys counted (a field's largest
+    count); NaN, infinities, signed zeros and denormals ordered as their
+    bits; one rank per row."""
+    columns = 2 * contrastive_denominator._COUNTED_CHUNK + 276
+    monkeypatch.setattr(contrastive_denominator, "_CACHED_BLOCK_BYTES", 4 * columns * 3)
+    monkeypatch.setattr(contrastive_denominator, "_on_host_cpu", lambda values: on_host_cpu)
+    values, ranks = numpy_reference.awkward_selection_case(rng, columns)
+    expected = numpy_reference.kth_largest_by_bits(values, ranks)
+    # Traced anew: the function's cached traces hold the unpatched blocks.
+    select = tf.function(contrastive_denominator.radix_kth_largest.python_function, jit_compile=True)
+    got = select(tf.constant(values), tf.constant(ranks))
+    np.testing.assert_array_equal(got.numpy().view("uint32"), expected.view("uint32"))
 
 
 def test_partition_is_exact_when_denormals_compare_as_zero(monkeypatch, rng):
@@ -167,7 +223,7 @@ def test_partition_is_exact_when_denormals_compare_as_zero(monkeypatch, rng):
 
     monkeypatch.setattr(contrastive_denominator, "_partitioned", flushing_partition)
     for values in kth_largest_cases(rng):
-        # Descending, with -0.0 ordered just below 0.0 (as the bisection).
+        # Descending, with -0.0 ordered just below 0.0 (as the radix selection).
         descending = np.stack(
             [row[np.lexsort((~np.signbit(row), row))][::-1] for row in values]
         )
@@ -231,8 +287,11 @@ def selection_ops(function, *arguments):
     return {op.type for op in graph.get_operations()}
 
 
+@pytest.mark.parametrize("numpy_selects_faster", [True, False])
 @pytest.mark.parametrize("device", ["/CPU:0", "/GPU:0", "/TPU:0"])
-def test_the_selection_path_follows_the_tensors_device(rng, device):
+def test_the_selection_path_follows_the_tensors_device(monkeypatch, rng, device, numpy_selects_faster):
+    """NumPy selects for tensors on the CPU, where it is the faster."""
+    monkeypatch.setattr(contrastive_denominator, "_numpy_selects_faster", lambda: numpy_selects_faster)
     values = rng.normal(size=(6, 40)).astype("float32")
 
     def select(v):
@@ -240,19 +299,20 @@ def test_the_selection_path_follows_the_tensors_device(rng, device):
             return contrastive_denominator.kth_largest(tf.identity(v), tf.constant(5))
 
     host_callback = {"PyFunc", "PyFuncStateless", "EagerPyFunc"} & selection_ops(select, tf.TensorSpec((6, 40)))
-    assert bool(host_callback) == (device == "/CPU:0")
+    assert bool(host_callback) == (device == "/CPU:0" and numpy_selects_faster)
     np.testing.assert_array_equal(tf.function(select)(values), -np.sort(-values, axis=1)[:, 4])
 
 
 @pytest.mark.parametrize("missing", ["control_flow_util", "save_context"])
 def test_without_the_private_apis_the_kernels_take_the_paths_that_run_everywhere(monkeypatch, rng, missing):
-    """A TensorFlow without the private APIs: the selection is the bisection
+    """A TensorFlow without the private APIs: the selection is the radix one
     (no host callback), and the losses' values and gradients are unchanged."""
     y_pred = unit_rows(rng, 18).reshape(9, 2, 8)
     extra = unit_rows(rng, 7)
     arguments = [(name, block_size) for name in FUNCTIONS for block_size in (None, 5)]
     expected = [loss_and_gradients(name, y_pred, extra, 0.1, block_size) for name, block_size in arguments]
     monkeypatch.setattr(contrastive_denominator, missing, None)
+    monkeypatch.setattr(contrastive_denominator, "_numpy_selects_faster", lambda: True)
     host_callback = {"PyFunc", "PyFuncStateless", "EagerPyFunc"} & selection_ops(
         lambda v: contrastive_denominator.kth_largest(v, tf.constant(5)), tf.TensorSpec((6, 40))
     )
