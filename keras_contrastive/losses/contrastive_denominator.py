@@ -29,7 +29,7 @@ products too, without another pass over the matrix.
 The thresholds come from an exact radix selection on the bits of the
 similarities (16 counting passes, compiled with XLA; on a CPU over blocks
 of rows held in cache), or, for tensors on the host CPU outside XLA where
-it is the faster (timed once a process), from NumPy's vectorised
+it is the faster (timed once per process), from NumPy's vectorised
 `partition` on all cores (a linear-time selection, unlike a `top_k` that
 returns and sorts half a row, and several times faster than TensorFlow's
 `NthElement`); an XLA computation cannot call out to NumPy.
@@ -266,7 +266,7 @@ _CALIBRATION_SHAPE = (1024, 8192)
 @functools.cache
 def _numpy_selects_faster():
     """Whether NumPy's partition selects faster than `radix_kth_largest` on
-    this host: timed once a process (best of five each, on a 1,024 x 8,192
+    this host: timed once per process (best of five each, on a 1,024 x 8,192
     matrix, `k` half a row).
 
     Both are exact, so the choice changes only the speed. NumPy's vectorised
