@@ -27,7 +27,7 @@ and `W_ji = u_j exp(s_ij / tau - lse_j)` (where anchor `j` keeps `i`:
 products too, without another pass over the matrix.
 
 The thresholds come from an exact radix selection on the bits of the
-similarities (16 counting passes, compiled with XLA; on a CPU over blocks
+similarities (32 counting passes, compiled with XLA; on a CPU over blocks
 of rows held in cache), or, for tensors on the host CPU outside XLA where
 it is the faster (timed once per process), from NumPy's vectorised
 `partition` on all cores (a linear-time selection, unlike a `top_k` that
@@ -191,8 +191,7 @@ def _rows_forward(rows, first_row, transposed_candidates, tau, views, num_anchor
     similarities = _similarities(rows, first_row, transposed_candidates)
     thresholds = None
     if rank is not None:
-        negatives = _negatives_only(similarities, first_row, views, num_anchors)
-        thresholds = kth_largest(negatives, tf.minimum(rank, tf.shape(negatives)[1]))
+        thresholds = _negative_thresholds(similarities, first_row, views, num_anchors, rank)
     lse = _kept_lse(similarities, first_row, thresholds, tau, views, num_anchors)
     return similarities, thresholds, lse
 
@@ -214,6 +213,21 @@ def kth_largest(values, k):
     k = tf.convert_to_tensor(k, tf.int32)
     if k.shape.rank != 0 or not _selects_on_host(values):
         return radix_kth_largest(values, k)
+    return _host_kth_largest(values, k)
+
+
+def _negative_thresholds(similarities, first_row, views, num_anchors, rank):
+    """Each row's `rank`-th largest negative similarity: `kth_largest` of
+    the similarities with the positives at `-inf`, masked on the way into
+    the radix selection's blocks (no masked copy of the matrix) unless
+    NumPy selects."""
+    k = tf.minimum(tf.convert_to_tensor(rank, tf.int32), tf.shape(similarities)[1])
+    if _selects_on_host(similarities):
+        return _host_kth_largest(_negatives_only(similarities, first_row, views, num_anchors), k)
+    return _radix_negative_thresholds(similarities, k, first_row, views, num_anchors)
+
+
+def _host_kth_largest(values, k):
     selected = tf.numpy_function(partitioned_kth_largest, [values, k], tf.float32, stateful=False)
     return tf.ensure_shape(selected, values.shape[:1])
 
@@ -271,8 +285,8 @@ def _numpy_selects_faster():
 
     Both are exact, so the choice changes only the speed. NumPy's vectorised
     partition is the faster on most x86 CPUs (48 ms at 8,192 x 8,190 with
-    AVX2 against the radix selection's 132 ms, `benchmarks/README.md`); on
-    AMD Zen 4 its AVX-512 path runs in microcode (219 ms), and without
+    AVX2 against the radix selection's 64-77 ms, `benchmarks/README.md`); on
+    AMD Zen 4 its AVX-512 path runs in microcode (219-264 ms), and without
     NumPy's SIMD sort (most CPUs other than x86) it is a scalar introselect.
     """
     values = np.random.default_rng(0).normal(size=_CALIBRATION_SHAPE).astype(np.float32)
@@ -362,12 +376,14 @@ def _values_of_keys(keys):
     return tf.bitcast(bits, tf.float32)
 
 
-# The counting selection takes `_DIGIT_BITS` bits of the key a pass; the
-# counts for its three candidate digits share one int32, in fields of
-# `_COUNT_BITS` bits, summed over chunks of columns few enough for a field.
-_DIGIT_BITS = 2
-_COUNT_BITS = 10
-_COUNTED_CHUNK = 2 ** (_COUNT_BITS - 1)
+# The counting selection takes one bit of the key a pass: one comparison an
+# entry a pass (measured faster than two bits a pass with three candidates).
+# A pass first adds the comparisons of `_SUMMED_SLICES` slices of each chunk
+# of `_COUNTED_CHUNK` columns elementwise, then reduces what is left: XLA's
+# CPU compiler fuses elementwise work but writes out a reduction's input,
+# which so shrinks 64-fold (to lanes of 8 int32, measured the fastest).
+_COUNTED_CHUNK = 512
+_SUMMED_SLICES = 64
 # Bytes of keys in one block of rows on a CPU: every pass over a block then
 # reads it from cache instead of memory.
 _CACHED_BLOCK_BYTES = 2**22
@@ -375,15 +391,33 @@ _CACHED_BLOCK_BYTES = 2**22
 
 @tf.function(jit_compile=True)
 def radix_kth_largest(values, k):
-    """`kth_largest` from 16 counting passes, compiled with XLA.
+    """`kth_largest` from 32 counting passes, compiled with XLA.
 
     The key of the `k`-th largest entry is the largest key `v` with at least
-    `k` keys `>= v`; it is built two bits a pass from the most significant,
-    each digit the largest whose candidate `v` the count allows (the three
-    candidates are counted in one reduction). On a CPU the rows go in
-    blocks small enough to stay in cache for all the passes; elsewhere in
-    one block.
+    `k` keys `>= v`; it is built one bit a pass from the most significant,
+    each bit set when the count of keys at or above the candidate allows.
+    On a CPU the rows go in blocks small enough to stay in cache for all the
+    passes; elsewhere in one block.
     """
+    return _radix_selection(values, k, lambda block, first: _order_keys(block))
+
+
+@tf.function(jit_compile=True)
+def _radix_negative_thresholds(similarities, k, first_row, views, num_anchors):
+    """`radix_kth_largest` of `_negatives_only(similarities, ...)`."""
+
+    def negative_keys(block, first):
+        # The Python body: called as a function, the mask measured 30 ms
+        # slower at 8,192 x 8,192 (it is not fused into the block's keys).
+        negatives = _negatives_only.python_function(block, first_row + first, views, num_anchors)
+        return _order_keys(negatives)
+
+    return _radix_selection(similarities, k, negative_keys)
+
+
+def _radix_selection(values, k, block_keys):
+    """`radix_kth_largest` of the keys `block_keys(block, first_row)` gives
+    for each block of rows of `values`."""
     rows, columns = tf.shape(values)[0], tf.shape(values)[1]
     ranks = tf.broadcast_to(k, [rows])  # k: () or (rows,)
     block_rows = tf.minimum(rows, _selection_block_rows(values, columns))
@@ -394,9 +428,9 @@ def radix_kth_largest(values, k):
         first = tf.minimum(index * block_rows, rows - block_rows)
         block = tf.slice(values, [first, 0], [block_rows, columns])
         block_ranks = tf.slice(ranks, [first], [block_rows])
-        block_keys = _radix_selected_keys(_order_keys(block), block_ranks)
+        selected_keys = _radix_selected_keys(block_keys(block, first), block_ranks)
         positions = (first + tf.range(block_rows))[:, None]
-        return index + 1, tf.tensor_scatter_nd_update(selected, positions, block_keys)
+        return index + 1, tf.tensor_scatter_nd_update(selected, positions, selected_keys)
 
     selected = tf.zeros([rows], tf.uint32)
     _, selected = tf.while_loop(lambda index, _: index < num_blocks, select_block, [0, selected])
@@ -410,46 +444,25 @@ def _selection_block_rows(values, columns):
 
 
 def _radix_selected_keys(keys, ranks):
-    """The key of each row's `ranks`-th largest key, `_DIGIT_BITS` a pass."""
+    """The key of each row's `ranks`-th largest key, one bit a pass."""
     rows, columns = tf.shape(keys)[0], tf.shape(keys)[1]
     # Padding keys are 0, never counted: every candidate is at least 1.
-    padding = (-columns) % _COUNTED_CHUNK
-    padded = tf.pad(keys, [[0, 0], [0, padding]])
-    chunked = tf.reshape(padded, [rows, -1, _COUNTED_CHUNK])
-    digits = range(1, 2**_DIGIT_BITS)
+    padded = tf.pad(keys, [[0, 0], [0, (-columns) % _COUNTED_CHUNK]])
+    sliced = tf.reshape(padded, [rows, -1, _SUMMED_SLICES, _COUNTED_CHUNK // _SUMMED_SLICES])
 
-    def next_digit(position, result):
-        shift = tf.cast(position, tf.uint32)
-        candidates = [
-            tf.bitwise.bitwise_or(result, tf.bitwise.left_shift(tf.constant(d, tf.uint32), shift))
-            for d in digits
-        ]
-        packed = sum(
-            _shifted_count_field(chunked >= candidate[:, None, None], field)
-            for field, candidate in enumerate(candidates)
+    def next_bit(position, result):
+        bit = tf.bitwise.left_shift(tf.constant(1, tf.uint32), tf.cast(position, tf.uint32))
+        candidate = tf.bitwise.bitwise_or(result, bit)
+        hits = sum(
+            tf.cast(sliced[:, :, part] >= candidate[:, None, None], tf.int32)
+            for part in range(_SUMMED_SLICES)
         )
-        chunk_counts = tf.reduce_sum(packed, axis=2)
-        digit = tf.zeros_like(result)
-        for field, d in enumerate(digits):
-            counts = tf.reduce_sum(_count_field(chunk_counts, field), axis=1)
-            digit = tf.where(counts >= ranks, tf.constant(d, tf.uint32), digit)
-        next_bits = tf.bitwise.left_shift(digit, shift)
-        return position - _DIGIT_BITS, tf.bitwise.bitwise_or(result, next_bits)
+        counts = tf.reduce_sum(hits, axis=[1, 2])
+        return position - 1, tf.where(counts >= ranks, candidate, result)
 
     result = tf.zeros([rows], tf.uint32)
-    _, result = tf.while_loop(
-        lambda position, _: position >= 0, next_digit, [32 - _DIGIT_BITS, result]
-    )
+    _, result = tf.while_loop(lambda position, _: position >= 0, next_bit, [31, result])
     return result
-
-
-def _shifted_count_field(hits, field):
-    return tf.bitwise.left_shift(tf.cast(hits, tf.int32), _COUNT_BITS * field)
-
-
-def _count_field(packed, field):
-    shifted = tf.bitwise.right_shift(packed, _COUNT_BITS * field)
-    return tf.bitwise.bitwise_and(shifted, 2**_COUNT_BITS - 1)
 
 
 def _block_gradients(rows, first_row, candidates, similarities, row_state, column_state, tau, views):

@@ -198,9 +198,8 @@ def test_radix_selection_equals_the_partition(rng):
 def test_radix_selection_is_exact_across_blocks_and_count_chunks(monkeypatch, rng, on_host_cpu):
     """Rows in several blocks (the last overlapping its predecessor, on a
     CPU) or in one (elsewhere); columns in several counting chunks, the last
-    padded, with whole chunks of equal keys counted (a field's largest
-    count); NaN, infinities, signed zeros and denormals ordered as their
-    bits; one rank per row."""
+    padded, with whole chunks of equal keys counted; NaN, infinities, signed
+    zeros and denormals ordered as their bits; one rank per row."""
     columns = 2 * contrastive_denominator._COUNTED_CHUNK + 276
     monkeypatch.setattr(contrastive_denominator, "_CACHED_BLOCK_BYTES", 4 * columns * 3)
     monkeypatch.setattr(contrastive_denominator, "_on_host_cpu", lambda values: on_host_cpu)
@@ -210,6 +209,28 @@ def test_radix_selection_is_exact_across_blocks_and_count_chunks(monkeypatch, rn
     select = tf.function(contrastive_denominator.radix_kth_largest.python_function, jit_compile=True)
     got = select(tf.constant(values), tf.constant(ranks))
     np.testing.assert_array_equal(got.numpy().view("uint32"), expected.view("uint32"))
+
+
+@pytest.mark.parametrize("on_host_cpu", [True, False])
+def test_radix_thresholds_mask_each_blocks_positives(monkeypatch, rng, on_host_cpu):
+    """The loss's radix thresholds put each row's positives at `-inf` as the
+    rows' place in the matrix says: rows from `first_row` on, the last ones
+    padding (nobody's positive), in several selection blocks; tied values."""
+    views, num_anchors, first_row, k = 3, 20, 8, 10
+    similarities = np.round(rng.normal(size=(15, 27)), 1).astype("float32")
+    monkeypatch.setattr(contrastive_denominator, "_CACHED_BLOCK_BYTES", 4 * 27 * 4)
+    monkeypatch.setattr(contrastive_denominator, "_on_host_cpu", lambda values: on_host_cpu)
+    rows = first_row + np.arange(15)[:, None]
+    columns = np.arange(27)[None, :]
+    positive = (rows // views == columns // views) & (rows < num_anchors) & (columns < num_anchors)
+    negatives = np.where(positive, -np.inf, similarities).astype("float32")
+    expected = numpy_reference.kth_largest_by_bits(negatives, np.full(15, k))
+    # Traced anew: the function's cached traces hold the unpatched blocks.
+    select = tf.function(
+        contrastive_denominator._radix_negative_thresholds.python_function, jit_compile=True
+    )
+    got = select(tf.constant(similarities), tf.constant(k), first_row, views, num_anchors)
+    np.testing.assert_array_equal(got.numpy(), expected)
 
 
 def test_partition_is_exact_when_denormals_compare_as_zero(monkeypatch, rng):
