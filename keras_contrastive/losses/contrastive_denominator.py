@@ -27,12 +27,13 @@ and `W_ji = u_j exp(s_ij / tau - lse_j)` (where anchor `j` keeps `i`:
 products too, without another pass over the matrix.
 
 The thresholds come from an exact radix selection on the bits of the
-similarities (32 counting passes, compiled with XLA; on a CPU over blocks
-of rows held in cache), or, for tensors on the host CPU outside XLA where
-it is the faster (timed once per process), from NumPy's vectorised
-`partition` on all cores (a linear-time selection, unlike a `top_k` that
-returns and sorts half a row, and several times faster than TensorFlow's
-`NthElement`); an XLA computation cannot call out to NumPy.
+similarities (compiled with XLA; on a CPU 32 counting passes over blocks
+of rows held in cache, elsewhere 16 over the matrix), or, for tensors on
+the host CPU outside XLA where it is the faster (timed once per process),
+from NumPy's vectorised `partition` on all cores (a linear-time selection,
+unlike a `top_k` that returns and sorts half a row, and several times
+faster than TensorFlow's `NthElement`); an XLA computation cannot call out
+to NumPy.
 
 The passes over the matrix other than the selection are compiled with
 XLA, also when the caller is not: the similarities (`Z C^T`, with each
@@ -376,13 +377,18 @@ def _values_of_keys(keys):
     return tf.bitcast(bits, tf.float32)
 
 
-# The counting selection takes one bit of the key a pass: one comparison an
-# entry a pass (measured faster than two bits a pass with three candidates).
-# A pass first adds the comparisons of `_SUMMED_SLICES` slices of each chunk
-# of `_COUNTED_CHUNK` columns elementwise, then reduces what is left: XLA's
-# CPU compiler fuses elementwise work but writes out a reduction's input,
-# which so shrinks 64-fold (to lanes of 8 int32, measured the fastest).
-_COUNTED_CHUNK = 512
+# The counting selection takes one bit of the key a pass on a CPU, where a
+# pass over a block of rows held in cache is bound by its comparisons (one
+# a key), and two elsewhere, where a pass is bound by reading the matrix
+# (16 passes instead of 32, three comparisons a key). The counts of a
+# pass's candidates share one int32, in fields of `_COUNT_BITS` bits,
+# summed over chunks of columns few enough for a field. A pass first adds
+# the comparisons of `_SUMMED_SLICES` slices of each chunk elementwise,
+# then reduces what is left: XLA's CPU compiler fuses elementwise work but
+# writes out a reduction's input, which so shrinks 64-fold (to lanes of 8
+# int32, measured the fastest).
+_COUNT_BITS = 10
+_COUNTED_CHUNK = 2 ** (_COUNT_BITS - 1)
 _SUMMED_SLICES = 64
 # Bytes of keys in one block of rows on a CPU: every pass over a block then
 # reads it from cache instead of memory.
@@ -391,13 +397,14 @@ _CACHED_BLOCK_BYTES = 2**22
 
 @tf.function(jit_compile=True)
 def radix_kth_largest(values, k):
-    """`kth_largest` from 32 counting passes, compiled with XLA.
+    """`kth_largest` from counting passes, compiled with XLA.
 
     The key of the `k`-th largest entry is the largest key `v` with at least
-    `k` keys `>= v`; it is built one bit a pass from the most significant,
-    each bit set when the count of keys at or above the candidate allows.
-    On a CPU the rows go in blocks small enough to stay in cache for all the
-    passes; elsewhere in one block.
+    `k` keys `>= v`; it is built a digit a pass from the most significant,
+    each digit the largest whose candidate `v` the count allows (the
+    candidates of a pass are counted in one reduction). On a CPU the rows go
+    in blocks small enough to stay in cache for all the passes, one bit a
+    pass; elsewhere in one block, two bits a pass.
     """
     return _radix_selection(values, k, lambda block, first: _order_keys(block))
 
@@ -422,13 +429,14 @@ def _radix_selection(values, k, block_keys):
     ranks = tf.broadcast_to(k, [rows])  # k: () or (rows,)
     block_rows = tf.minimum(rows, _selection_block_rows(values, columns))
     num_blocks = (rows + block_rows - 1) // tf.maximum(block_rows, 1)
+    digit_bits = 1 if _on_host_cpu(values) else 2
 
     def select_block(index, selected):
         # The last block ends at the last row (overlapping its predecessor).
         first = tf.minimum(index * block_rows, rows - block_rows)
         block = tf.slice(values, [first, 0], [block_rows, columns])
         block_ranks = tf.slice(ranks, [first], [block_rows])
-        selected_keys = _radix_selected_keys(block_keys(block, first), block_ranks)
+        selected_keys = _radix_selected_keys(block_keys(block, first), block_ranks, digit_bits)
         positions = (first + tf.range(block_rows))[:, None]
         return index + 1, tf.tensor_scatter_nd_update(selected, positions, selected_keys)
 
@@ -443,26 +451,47 @@ def _selection_block_rows(values, columns):
     return tf.shape(values)[0]
 
 
-def _radix_selected_keys(keys, ranks):
-    """The key of each row's `ranks`-th largest key, one bit a pass."""
+def _radix_selected_keys(keys, ranks, digit_bits):
+    """The key of each row's `ranks`-th largest key, `digit_bits` a pass."""
     rows, columns = tf.shape(keys)[0], tf.shape(keys)[1]
     # Padding keys are 0, never counted: every candidate is at least 1.
     padded = tf.pad(keys, [[0, 0], [0, (-columns) % _COUNTED_CHUNK]])
     sliced = tf.reshape(padded, [rows, -1, _SUMMED_SLICES, _COUNTED_CHUNK // _SUMMED_SLICES])
+    digits = range(1, 2**digit_bits)
 
-    def next_bit(position, result):
-        bit = tf.bitwise.left_shift(tf.constant(1, tf.uint32), tf.cast(position, tf.uint32))
-        candidate = tf.bitwise.bitwise_or(result, bit)
-        hits = sum(
-            tf.cast(sliced[:, :, part] >= candidate[:, None, None], tf.int32)
+    def next_digit(position, result):
+        shift = tf.cast(position, tf.uint32)
+        candidates = [
+            tf.bitwise.bitwise_or(result, tf.bitwise.left_shift(tf.constant(d, tf.uint32), shift))
+            for d in digits
+        ]
+        packed = sum(
+            _shifted_count_field(sliced[:, :, part] >= candidate[:, None, None], field)
             for part in range(_SUMMED_SLICES)
+            for field, candidate in enumerate(candidates)
         )
-        counts = tf.reduce_sum(hits, axis=[1, 2])
-        return position - 1, tf.where(counts >= ranks, candidate, result)
+        chunk_counts = tf.reduce_sum(packed, axis=2)
+        digit = tf.zeros_like(result)
+        for field, d in enumerate(digits):
+            counts = tf.reduce_sum(_count_field(chunk_counts, field), axis=1)
+            digit = tf.where(counts >= ranks, tf.constant(d, tf.uint32), digit)
+        next_bits = tf.bitwise.left_shift(digit, shift)
+        return position - digit_bits, tf.bitwise.bitwise_or(result, next_bits)
 
     result = tf.zeros([rows], tf.uint32)
-    _, result = tf.while_loop(lambda position, _: position >= 0, next_bit, [31, result])
+    _, result = tf.while_loop(
+        lambda position, _: position >= 0, next_digit, [32 - digit_bits, result]
+    )
     return result
+
+
+def _shifted_count_field(hits, field):
+    return tf.bitwise.left_shift(tf.cast(hits, tf.int32), _COUNT_BITS * field)
+
+
+def _count_field(packed, field):
+    shifted = tf.bitwise.right_shift(packed, _COUNT_BITS * field)
+    return tf.bitwise.bitwise_and(shifted, 2**_COUNT_BITS - 1)
 
 
 def _block_gradients(rows, first_row, candidates, similarities, row_state, column_state, tau, views):
