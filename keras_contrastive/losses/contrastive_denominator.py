@@ -287,7 +287,7 @@ def _numpy_selects_faster():
     Both are exact, so the choice changes only the speed. NumPy's vectorised
     partition is the faster on most x86 CPUs (48 ms at 8,192 x 8,190 with
     AVX2 against the radix selection's 64-77 ms, `benchmarks/README.md`); on
-    AMD Zen 4 its AVX-512 path runs in microcode (219-264 ms), and without
+    AMD Zen 4 its AVX-512 path runs in microcode (219-304 ms), and without
     NumPy's SIMD sort (most CPUs other than x86) it is a scalar introselect.
     """
     values = np.random.default_rng(0).normal(size=_CALIBRATION_SHAPE).astype(np.float32)
