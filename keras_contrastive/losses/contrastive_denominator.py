@@ -46,12 +46,12 @@ TensorFlow's, faster than XLA's on CPU (XLA's is the faster for `Z C^T`).
 
 The dense form keeps the similarities for the backward pass; the blocked
 form keeps only `lse` and the thresholds and recomputes `block_size` rows at
-a time, so its memory grows as `block_size x candidates`. For InfoNCE
-outside XLA the blocked form goes by bands (`_Bands`): each block meets the
-half of the anchors that follow it (wrapped), so every in-batch pair is
-computed once and counts for both anchors, and recomputing it costs what
-the symmetry saves; a `tau` too small for the shift by `1 / tau` takes row
-blocks.
+a time, so its memory grows as `block_size x candidates`. For InfoNCE the
+blocked form goes by bands (`_Bands`, each loop one XLA computation): each
+block meets the half of the anchors that follow it (wrapped), so every
+in-batch pair is computed once and counts for both anchors, and recomputing
+it costs what the symmetry saves; a `tau` too small for the shift by
+`1 / tau` takes row blocks.
 """
 
 import concurrent.futures
@@ -577,6 +577,15 @@ def _gradient_weights(
     return weights[:, :num_anchors] + transposed, weights[:, num_anchors:]
 
 
+def _dimension(tensor, axis):
+    """The size of `tensor` along `axis`: a Python int where it is static.
+
+    For the sizes of slices that start at a traced offset: given a size of
+    -1 there, XLA pads the operand to twice its size in each dimension."""
+    size = tensor.shape[axis]
+    return tf.shape(tensor)[axis] if size is None else size
+
+
 def blocked_loop(num_blocks, step, initial):
     """`step(index, *state)` for every block, one block at a time (parallel
     iterations would multiply the memory)."""
@@ -596,7 +605,7 @@ def _blocked_forward(padded, transposed_candidates, tau, views, num_anchors, ran
 
     def step(index, lse, thresholds):
         first_row = index * block_size
-        rows = tf.slice(padded, [first_row, 0], [block_size, -1])
+        rows = tf.slice(padded, [first_row, 0], [block_size, _dimension(padded, 1)])
         _, block_thresholds, block_lse = _rows_forward(
             rows, first_row, transposed_candidates, tau, views, num_anchors, rank
         )
@@ -618,7 +627,7 @@ def _blocked_backward(padded, extras, candidates, row_state, column_state, tau, 
 
     def step(index, row_grads, extra_grad, tau_grad):
         first_row = index * block_size
-        rows = tf.slice(padded, [first_row, 0], [block_size, -1])
+        rows = tf.slice(padded, [first_row, 0], [block_size, _dimension(padded, 1)])
         block_state = [
             None if state is None else tf.slice(state, [first_row], [block_size])
             for state in row_state
@@ -685,9 +694,7 @@ def _blocked_log_denominators(anchors, extras, tau, views, rank, block_size):
                 padded, tf.transpose(candidates), tau, views, num_anchors, rank, block_size
             )
 
-        # Inside an XLA computation the bands' loop is compiled as a whole,
-        # and slower than row blocks on CPU (see `_Bands`).
-        banded = rank is None and not _compiled_by_xla()
+        banded = rank is None
         if banded:
             banded_lse = _banded_forward(anchors, extras, tau, block_size)
             use_bands = _shift_is_exact([banded_lse], tau)
@@ -738,19 +745,27 @@ class _Bands:
     anchors: half of the row-block form's products and exponentials.
 
     Per-anchor results are built on an unwrapped frame of positions (the
-    block's first row plus the column), transposed (`(channels,
-    positions)`): each block adds its window to the `width` positions
-    pending from its first row on, after which its own `block_size`
-    positions are finished; `fold` maps the frame back to the anchors.
+    block's first row plus the column): each block adds its window
+    (`(channels, width)`, the column sums or `Z^T W`) to the `width`
+    positions pending from its first row on, after which its own
+    `block_size` positions are finished and get its own part (`(block_size,
+    channels)`, the row sums or `W C`); `fold` maps the frame back to the
+    anchors.
 
-    Used outside XLA: inside an XLA computation the whole loop is compiled
-    as one, and its weights pass costs 2.4x what it costs as a computation
-    of its own (87 vs 37 ms at 8,192 views on CPU), slower than row blocks.
+    Each loop is one XLA computation, also when the caller is not compiled
+    by XLA (the log-denominators' forward and backward at 8,192 views
+    on CPU: 242-250 ms, against 272-278 with separately compiled steps). Two things once made it slower than row blocks there: a
+    slice fused into the weights pass (vectorised no more: 4.7 vs 0.5 ms a
+    block), and products XLA gives a transposed operand by folding a
+    transpose into them (`transpose(W C)`: 8.5 vs 4.0 ms). So the window's
+    factors are carried from block to block, the rows' transpose is sliced
+    from the transposed frame, and the own part stays in row layout.
     """
 
     def __init__(self, anchors, extras, block_size):
         self.block_size = block_size
         self.num_anchors = tf.shape(anchors)[0]
+        self.channels = _dimension(anchors, 1)
         self.width = block_size + self.num_anchors // 2
         self.num_blocks = (self.num_anchors + block_size - 1) // block_size
         self.frame_length = self.num_blocks * block_size + self.width
@@ -767,26 +782,33 @@ class _Bands:
     def block(self, index):
         """`(first_row, rows)`: a block's first row and its anchors."""
         first_row = index * self.block_size
-        return first_row, tf.slice(self.anchors, [first_row, 0], [self.block_size, -1])
+        rows = tf.slice(self.anchors, [first_row, 0], [self.block_size, self.channels])
+        return first_row, rows
+
+    def transposed_rows(self, first_row):
+        """The block's anchors, transposed (a slice of the transposed frame:
+        XLA would fold a transpose into the product that takes it, and a
+        product with a transposed operand runs slower on CPU)."""
+        return tf.slice(self.transposed_anchors, [0, first_row], [self.channels, self.block_size])
 
     def candidates(self, first_row):
         """The block's candidates, `(width + extras, channels)`: the
         window's anchors, then the extras."""
-        band = tf.slice(self.anchors, [first_row, 0], [self.width, -1])
+        band = tf.slice(self.anchors, [first_row, 0], [self.width, self.channels])
         return band if self.extras.shape[0] == 0 else tf.concat([band, self.extras], axis=0)
 
     def transposed_candidates(self, first_row):
         """`candidates`, transposed (from the transposed frame: no
         transpose a block)."""
-        band = tf.slice(self.transposed_anchors, [0, first_row], [-1, self.width])
+        band = tf.slice(self.transposed_anchors, [0, first_row], [self.channels, self.width])
         if self.extras.shape[0] == 0:
             return band
         return tf.concat([band, tf.transpose(self.extras)], axis=1)
 
     def run(self, step, channels, state):
         """Every block through `step(first_row, rows, *state)`, which
-        returns the block's `(channels, width)` window and `(channels,
-        block_size)` own part (added to the window's first positions), and
+        returns the block's `(channels, width)` window, its `(block_size,
+        channels)` own part (added to the window's first positions), and
         the next `state` (a list). Returns the per-anchor totals `(anchors,
         channels)` and the final state."""
 
@@ -796,7 +818,7 @@ class _Bands:
             return [index + 1, finished.write(index, done), pending, *state]
 
         initial = [
-            block_array(self.num_blocks, [channels, self.block_size]),
+            block_array(self.num_blocks, [self.block_size, channels]),
             tf.zeros([channels, self.width]),
             *state,
         ]
@@ -804,29 +826,29 @@ class _Bands:
         return self.fold(finished.stack(), pending), state
 
     def fold(self, finished, pending):
-        """The frame's totals (the finished blocks' `(blocks, channels,
-        block_size)`, then the pending `(channels, width)`), summed onto
+        """The frame's totals (the finished blocks' `(blocks, block_size,
+        channels)`, then the pending `(channels, width)`), summed onto
         their anchors: `(anchors, channels)`."""
         channels = tf.shape(pending)[0]
-        finished = tf.reshape(tf.transpose(finished, [1, 0, 2]), [channels, -1])
-        frame = tf.concat([finished, pending], axis=1)
+        finished = tf.reshape(finished, [-1, channels])
+        frame = tf.concat([finished, tf.transpose(pending)], axis=0)
         copies = (self.frame_length + self.num_anchors - 1) // self.num_anchors
-        frame = tf.pad(frame, [[0, 0], [0, copies * self.num_anchors - self.frame_length]])
-        per_copy = tf.reshape(frame, [channels, copies, self.num_anchors])
-        return tf.transpose(tf.reduce_sum(per_copy, axis=1))
+        frame = tf.pad(frame, [[0, copies * self.num_anchors - self.frame_length], [0, 0]])
+        per_copy = tf.reshape(frame, [copies, self.num_anchors, channels])
+        return tf.reduce_sum(per_copy, axis=0)
 
 
-@tf.function(jit_compile=True)
 def _advance(pending, window, own_part):
-    """Adds a block's window and own part to the pending positions; returns
-    the block's finished positions and the next block's pending ones."""
-    block_size = tf.shape(own_part)[1]
+    """Adds a block's window to the pending positions; returns the block's
+    finished positions with its own part added, `(block_size, channels)`,
+    and the next block's pending ones."""
+    block_size = tf.shape(own_part)[0]
     width = tf.shape(pending)[1]
-    total = pending + window[:, :width] + tf.pad(own_part, [[0, 0], [0, width - block_size]])
-    return total[:, :block_size], tf.pad(total[:, block_size:], [[0, 0], [0, block_size]])
+    total = pending + window[:, :width]
+    finished = tf.transpose(total[:, :block_size]) + own_part
+    return finished, tf.pad(total[:, block_size:], [[0, 0], [0, block_size]])
 
 
-@tf.function(jit_compile=True)
 def _band_exponentials(rows, transposed_candidates, first_row, num_anchors, tau):
     """`exp(s_ij / tau - 1 / tau)` over the pairs the band keeps (see
     `_Bands`), zero elsewhere (padding rows included)."""
@@ -843,18 +865,16 @@ def _band_exponentials(rows, transposed_candidates, first_row, num_anchors, tau)
     return tf.where(kept, tf.exp(logits - 1.0 / tau), 0.0)
 
 
-@tf.function(jit_compile=True)
 def _band_sums(rows, transposed_candidates, first_row, num_anchors, tau):
     """The block's shifted sums over its candidates' columns `(1, width +
-    extras)` and its rows `(1, block_size)`: each kept pair's exponential
+    extras)` and its rows `(block_size, 1)`: each kept pair's exponential
     counts for both of its anchors."""
     arguments = (rows, transposed_candidates, first_row, num_anchors, tau)
     exponentials = _band_exponentials(*arguments)
     column_sums = tf.reduce_sum(exponentials, axis=0, keepdims=True)
-    return column_sums, tf.reduce_sum(exponentials, axis=1)[None, :]
+    return column_sums, tf.reduce_sum(exponentials, axis=1, keepdims=True)
 
 
-@tf.function(jit_compile=True)
 def _band_weights(rows, transposed_candidates, first_row, num_anchors, window_factors, tau):
     """`W_ij + W_ji` over the block's kept pairs (`W_ij` alone for the
     extras), `W_ij = f_i e_ij` with `f = u exp(1/tau - lse)`; the window's
@@ -865,6 +885,7 @@ def _band_weights(rows, transposed_candidates, first_row, num_anchors, window_fa
     return (row_factors[:, None] + window_factors[None, :]) * exponentials
 
 
+@tf.function(jit_compile=True)
 def _banded_forward(anchors, extras, tau, block_size):
     """InfoNCE's `lse` by bands (`_Bands`), or values `_shift_is_exact`
     rejects."""
@@ -881,6 +902,7 @@ def _banded_forward(anchors, extras, tau, block_size):
     return 1.0 / tau + tf.math.log(totals[:, 0])
 
 
+@tf.function(jit_compile=True)
 def _banded_backward(anchors, extras, tau, lse, upstream, block_size):
     """The gradients of `sum_i u_i lse_i` by bands: per block, `(W + W^T) C`
     for its rows and `Z^T (W + W^T)` for its window's anchors and the
@@ -889,8 +911,12 @@ def _banded_backward(anchors, extras, tau, lse, upstream, block_size):
     factors = bands.in_frame(upstream * tf.exp(1.0 / tau - lse))
     padding = [[0, tf.shape(extras)[0]]]
 
-    def step(first_row, rows, extra_grad, weighted_sum):
-        window_factors = tf.pad(tf.slice(factors, [first_row], [bands.width]), padding)
+    # Carried from block to block: sliced inside the weights pass, the
+    # slice would be fused into it and keep it from being vectorised.
+    def factors_from(first_row):
+        return tf.pad(tf.slice(factors, [first_row], [bands.width]), padding)
+
+    def step(first_row, rows, extra_grad, weighted_sum, window_factors):
         weights = _band_weights(
             rows,
             bands.transposed_candidates(first_row),
@@ -900,12 +926,16 @@ def _banded_backward(anchors, extras, tau, lse, upstream, block_size):
             tau,
         )
         row_part = tf.matmul(weights, bands.candidates(first_row))
-        column_part = tf.matmul(rows, weights, transpose_a=True)
+        column_part = tf.matmul(bands.transposed_rows(first_row), weights)
         extra_part = tf.ensure_shape(tf.transpose(column_part[:, bands.width :]), extras.shape)
         # sum_ij (W_ij + W_ji) s_ij over the kept pairs.
-        state = [extra_grad + extra_part, weighted_sum + tf.reduce_sum(rows * row_part)]
-        return column_part, tf.transpose(row_part), state
+        state = [
+            extra_grad + extra_part,
+            weighted_sum + tf.reduce_sum(rows * row_part),
+            tf.ensure_shape(factors_from(first_row + bands.block_size), window_factors.shape),
+        ]
+        return column_part, row_part, state
 
-    state = [tf.zeros_like(extras), tf.zeros_like(tau)]
-    totals, (extra_grad, weighted_sum) = bands.run(step, anchors.shape[1], state)
+    state = [tf.zeros_like(extras), tf.zeros_like(tau), factors_from(0)]
+    totals, (extra_grad, weighted_sum, _) = bands.run(step, anchors.shape[1], state)
     return totals / tau, extra_grad / tau, -weighted_sum / tau**2

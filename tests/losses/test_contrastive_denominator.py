@@ -135,20 +135,21 @@ def test_under_xla_matches_the_numpy_reference(rng, rank, block_size):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.parametrize("xla", [False, True])
 @pytest.mark.parametrize("block_size", [None, 4])
-def test_far_below_the_bound_falls_back_to_the_row_maximum(rng, block_size):
+def test_far_below_the_bound_falls_back_to_the_row_maximum(rng, block_size, xla):
     """At tau 0.01 with nearly orthogonal embeddings (similarities under
     0.1) the one-pass logsumexp and the gradient's shared exponential,
     shifted by 1 / tau, would underflow (below e^-90), and the blocked path's
-    bands, which need that shift, give way to row blocks; the result must
-    stay exact."""
+    bands, which need that shift, give way to row blocks (inside an XLA
+    computation too); the result must stay exact."""
     orthogonal = np.linalg.qr(rng.normal(size=(64, 16)))[0].T
     anchors = numpy_reference.normalize(orthogonal + 0.01 * rng.normal(size=(16, 64)))
     anchors = anchors.astype("float32")
     assert np.abs(anchors @ anchors.T - np.eye(16)).max() < 0.1
     upstream = np.ones(16, "float32")
     expected = reference(anchors, np.zeros((0, 64), "float32"), 0.01, 2, None, upstream)
-    got = compute(anchors, np.zeros((0, 64), "float32"), 0.01, 2, None, upstream, block_size)
+    got = compute(anchors, np.zeros((0, 64), "float32"), 0.01, 2, None, upstream, block_size, xla)
     for name, a, b in zip(["lse", "anchors", "extras", "tau"], expected, got):
         assert np.all(np.isfinite(b)), name
         # Gradients carry 1 / tau = 100, and float32 rounding with it.
