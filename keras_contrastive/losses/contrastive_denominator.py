@@ -753,13 +753,14 @@ class _Bands:
     anchors.
 
     Each loop is one XLA computation, also when the caller is not compiled
-    by XLA (the log-denominators' forward and backward at 8,192 views
-    on CPU: 242-250 ms, against 272-278 with separately compiled steps). Two things once made it slower than row blocks there: a
-    slice fused into the weights pass (vectorised no more: 4.7 vs 0.5 ms a
-    block), and products XLA gives a transposed operand by folding a
-    transpose into them (`transpose(W C)`: 8.5 vs 4.0 ms). So the window's
-    factors are carried from block to block, the rows' transpose is sliced
-    from the transposed frame, and the own part stays in row layout.
+    by XLA (the log-denominators' forward and backward at 8,192 views on
+    CPU: 242-250 ms, against 272-278 ms with separately compiled steps).
+    Two things once made such a loop slower than row blocks: a slice fused
+    into the weights pass (no longer vectorised: 4.7 vs 0.5 ms a block), and
+    products given a transposed operand by XLA folding a transpose into
+    them (`transpose(W C)`: 8.5 vs 4.0 ms). So the window's factors are
+    carried from block to block, the rows' transpose is sliced from the
+    transposed frame, and the own part stays in row layout.
     """
 
     def __init__(self, anchors, extras, block_size):
