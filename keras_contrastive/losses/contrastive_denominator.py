@@ -580,8 +580,11 @@ def _gradient_weights(
 def _dimension(tensor, axis):
     """The size of `tensor` along `axis`: a Python int where it is static.
 
-    For the sizes of slices that start at a traced offset: given a size of
-    -1 there, XLA pads the operand to twice its size in each dimension."""
+    A constant of the XLA computations it is passed to (the hard loss's
+    selection, given the anchors' count as a tensor: 100 against 70 ms at
+    8,192 views on CPU), and a slice size (given -1 for a slice that starts
+    at a traced offset, XLA pads the operand to twice its size in each
+    dimension)."""
     size = tensor.shape[axis]
     return tf.shape(tensor)[axis] if size is None else size
 
@@ -663,7 +666,7 @@ def _dense_log_denominators(anchors, extras, tau, views, rank):
     @tf.custom_gradient
     def run(anchors, extras, tau):
         anchors, extras, tau = _detached(anchors, extras, tau)
-        num_anchors = tf.shape(anchors)[0]
+        num_anchors = _dimension(anchors, 0)
         candidates = tf.concat([anchors, extras], axis=0)
         similarities, thresholds, lse = _rows_forward(
             anchors, 0, tf.transpose(candidates), tau, views, num_anchors, rank
@@ -684,7 +687,7 @@ def _blocked_log_denominators(anchors, extras, tau, views, rank, block_size):
     @tf.custom_gradient
     def run(anchors, extras, tau):
         anchors, extras, tau = _detached(anchors, extras, tau)
-        num_anchors = tf.shape(anchors)[0]
+        num_anchors = _dimension(anchors, 0)
         padding = -num_anchors % block_size
         padded = tf.pad(anchors, [[0, padding], [0, 0]])
         candidates = tf.concat([anchors, extras], axis=0)

@@ -46,7 +46,10 @@ def reference(anchors, extras, tau, views, rank, upstream):
     return lse, anchor_grad, candidate_grad[num_anchors:], tau_grad
 
 
-def compute(anchors, extras, tau, views, rank, upstream, block_size, xla=False):
+def compute(anchors, extras, tau, views, rank, upstream, block_size, xla=False, known_count=True):
+    """`reference`'s results from the kernel: eagerly, or traced (under XLA,
+    or with the anchors' and extras' counts unknown when traced)."""
+
     def run(anchors, extras, tau):
         with tf.GradientTape() as tape:
             tape.watch([anchors, extras, tau])
@@ -56,8 +59,12 @@ def compute(anchors, extras, tau, views, rank, upstream, block_size, xla=False):
             total = tf.reduce_sum(lse * upstream)
         return [lse] + tape.gradient(total, [anchors, extras, tau])
 
-    if xla:
-        run = tf.function(run, jit_compile=True)
+    if xla or not known_count:
+        signature = None
+        if not known_count:
+            rows = tf.TensorSpec([None, anchors.shape[1]])
+            signature = [rows, rows, tf.TensorSpec([])]
+        run = tf.function(run, input_signature=signature, jit_compile=xla)
     tensors = [tf.constant(anchors), tf.constant(extras), tf.constant(tau, tf.float32)]
     return [t.numpy() for t in run(*tensors)]
 
@@ -131,6 +138,21 @@ def test_under_xla_matches_the_numpy_reference(rng, rank, block_size):
     upstream = np.ones(18, "float32")
     expected = reference(anchors, extras, 0.1, 2, rank, upstream)
     got = compute(anchors, extras, 0.1, 2, rank, upstream, block_size, xla=True)
+    for name, a, b in zip(["lse", "anchors", "extras", "tau"], expected, got):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("xla", [False, True])
+@pytest.mark.parametrize("rank", [None, 5])
+@pytest.mark.parametrize("block_size", [None, 4])
+def test_an_unknown_count_of_anchors_matches_the_numpy_reference(rng, rank, block_size, xla):
+    """Traced with the batch size unknown, the kernels take the counts the
+    traced shapes leave open from the tensors (elsewhere they are constants
+    of the compiled computations)."""
+    anchors, extras = unit_rows(rng, 18, clustered=True), unit_rows(rng, 6)
+    upstream = np.linspace(0.5, 2.0, 18).astype("float32")
+    expected = reference(anchors, extras, 0.1, 2, rank, upstream)
+    got = compute(anchors, extras, 0.1, 2, rank, upstream, block_size, xla, known_count=False)
     for name, a, b in zip(["lse", "anchors", "extras", "tau"], expected, got):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
 
