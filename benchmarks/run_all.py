@@ -12,7 +12,8 @@ The report has three tables, each with its same-run baseline:
    ways;
 2. the blocked InfoNCE at 65,536 and 262,144 views: time against the floor
    and peak memory (the GPU allocator's peak on a GPU, resident memory on a
-   CPU, where 262,144 views run only with `--largest`);
+   CPU, where 262,144 views run only with `--largest`), under XLA and, on a
+   CPU, without;
 3. training images/s of `ContrastiveModel.fit` (two views, InfoNCE) against
    a supervised `fit` of the same encoder, for the small CNN and ResNet-18,
    from `throughput_benchmark.py`.
@@ -71,10 +72,14 @@ def report(quick, largest, repeats):
     loss_samples = 256 if quick else 4096
     rows = [loss_benchmark.run_in_subprocess(path, loss_samples, repeats) for path in loss_paths(accelerator)]
     blocked_samples = [1024] if quick else [32768] + ([131072] if accelerator or largest else [])
-    blocked_path = "info_nce_blocked_xla" if accelerator else "info_nce_blocked"
-    blocked_rows = [loss_benchmark.run_in_subprocess(blocked_path, n, 1) for n in blocked_samples]
+    blocked_paths = ["info_nce_blocked_xla"] + ([] if accelerator else ["info_nce_blocked"])
+    blocked_rows = [
+        loss_benchmark.run_in_subprocess(path, samples, 1)
+        for samples in blocked_samples
+        for path in blocked_paths
+    ]
     encoders = ["small_cnn"] if quick else list(throughput_benchmark.ENCODERS)
-    batch_size, steps = (32, 4) if quick else (256, 8)
+    batch_size, steps, rounds = (32, 4, 2) if quick else (256, 5, 3)
     lines = [
         f"# Benchmarks on {kind.upper()}: {description}",
         "",
@@ -93,7 +98,7 @@ def report(quick, largest, repeats):
         "",
         "## Training throughput",
         "",
-        *throughput_benchmark.table_lines(encoders, batch_size, steps),
+        *throughput_benchmark.table_lines(encoders, batch_size, steps, rounds),
     ]
     return kind, "\n".join(lines) + "\n", any("error" in row for row in rows + blocked_rows)
 

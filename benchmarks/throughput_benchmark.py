@@ -2,9 +2,11 @@
 
 Images per second of `ContrastiveModel.fit` (two augmented views, InfoNCE)
 and of a plain supervised `fit` (softmax head, cross-entropy) of the same
-encoder at the same batch, measured in the same process. Two views cost two
-encoder passes, so the fair comparison is per encoded view:
-`contrastive images/s x 2 / supervised images/s`.
+encoder at the same batch, measured in the same process, their fits
+alternated for a few rounds so that a slow stretch of a shared machine
+weighs on both alike. Two views cost two encoder passes, so the fair
+comparison is per encoded view: `contrastive images/s x 2 / supervised
+images/s`.
 
 `--breakdown` shows where the contrastive step's time goes: the step is
 timed again with parts taken away (augmentation, the metrics the CLI
@@ -48,12 +50,17 @@ class StepTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def images_per_second(model, images, labels, batch_size, steps):
+def step_seconds(model, images, labels, batch_size, steps):
+    """The step times of one `fit` of `steps` steps, but its first (which
+    traces and compiles, or sets up the input pipeline)."""
     timer = StepTimer()
     data = (images[: batch_size * steps], None if labels is None else labels[: batch_size * steps])
     model.fit(*data, batch_size=batch_size, epochs=1, verbose=0, callbacks=[timer])
-    # The first step traces and compiles; the median of the rest is the rate.
-    return batch_size / float(np.median(timer.times[1:]))
+    return timer.times[1:]
+
+
+def images_per_second(model, images, labels, batch_size, steps):
+    return batch_size / float(np.median(step_seconds(model, images, labels, batch_size, steps)))
 
 
 def random_data(count):
@@ -62,29 +69,43 @@ def random_data(count):
     return images, rng.integers(0, 10, size=count)
 
 
-def supervised_rate(name, images, labels, batch_size, steps):
+def supervised_model(name):
     keras.utils.set_random_seed(0)
     supervised = keras.Sequential([ENCODERS[name](), keras.layers.Dense(10, activation="softmax")])
     supervised.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    return images_per_second(supervised, images, labels, batch_size, steps)
+    return supervised
 
 
-def contrastive_rate(name, images, batch_size, steps, augmenter, metrics=None, labels=None):
-    """Labels reach only the metrics (the loss is unsupervised)."""
+def contrastive_model(name, augmenter, metrics=None):
     keras.utils.set_random_seed(0)
     contrastive = kc.ContrastiveModel(
         ENCODERS[name](), kc.encoders.projection_head("linear", 128), augmenter
     )
     contrastive.compile(optimizer="sgd", loss=kc.InfoNCE(tau=0.2), metrics=metrics)
-    return images_per_second(contrastive, images, labels, batch_size, steps)
+    return contrastive
 
 
-def measure(name, batch_size, steps):
+def supervised_rate(name, images, labels, batch_size, steps):
+    return images_per_second(supervised_model(name), images, labels, batch_size, steps)
+
+
+def contrastive_rate(name, images, batch_size, steps, augmenter, metrics=None, labels=None):
+    """Labels reach only the metrics (the loss is unsupervised)."""
+    model = contrastive_model(name, augmenter, metrics)
+    return images_per_second(model, images, labels, batch_size, steps)
+
+
+def measure(name, batch_size, steps, rounds):
+    """`(supervised, contrastive)` images/s of `name`: `rounds` rounds of a
+    supervised `fit` and a contrastive one of `steps` steps each, the median
+    over all their steps."""
     images, labels = random_data(batch_size * steps)
-    return (
-        supervised_rate(name, images, labels, batch_size, steps),
-        contrastive_rate(name, images, batch_size, steps, kc.Augmenter(32)),
-    )
+    supervised, contrastive = supervised_model(name), contrastive_model(name, kc.Augmenter(32))
+    times = {supervised: [], contrastive: []}
+    for _ in range(rounds):
+        times[supervised] += step_seconds(supervised, images, labels, batch_size, steps)
+        times[contrastive] += step_seconds(contrastive, images, None, batch_size, steps)
+    return tuple(batch_size / float(np.median(times[model])) for model in (supervised, contrastive))
 
 
 def milliseconds_per_call(function, repeats):
@@ -155,14 +176,14 @@ def breakdown_lines(name, batch_size, steps):
     return lines
 
 
-def table_lines(names, batch_size, steps):
+def table_lines(names, batch_size, steps, rounds):
     """Measures each encoder; returns the Markdown table."""
     lines = [
         "| encoder | batch | supervised images/s | contrastive images/s | views/s ratio (contrastive x 2 / supervised) |",
         "|---|---|---|---|---|",
     ]
     for name in names:
-        supervised, contrastive = measure(name, batch_size, steps)
+        supervised, contrastive = measure(name, batch_size, steps, rounds)
         lines.append(
             f"| {name} | {batch_size} | {supervised:.0f} | {contrastive:.0f} | {2 * contrastive / supervised:.2f} |"
         )
@@ -174,10 +195,12 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small CNN only, batch 32, few steps (CI)")
     parser.add_argument("--breakdown", action="store_true", help="the small CNN's step, part by part")
     parser.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated, of: " + ", ".join(ENCODERS))
-    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None, help="steps per fit")
+    parser.add_argument("--rounds", type=int, default=None, help="alternated fits of each kind")
     args = parser.parse_args()
     batch_size = 32 if args.quick else 256
     steps = args.steps or (4 if args.quick else 8)
+    rounds = args.rounds or (2 if args.quick else 3)
     if args.breakdown:
         print("\n".join(breakdown_lines("small_cnn", batch_size, steps)))
         return
@@ -185,7 +208,7 @@ def main():
     unknown = sorted(set(names) - set(ENCODERS))
     if unknown:
         parser.error(f"--encoders: unknown encoder(s) {unknown}; known: {list(ENCODERS)}")
-    print("\n".join(table_lines(names, batch_size, steps)))
+    print("\n".join(table_lines(names, batch_size, steps, rounds)))
 
 
 if __name__ == "__main__":
