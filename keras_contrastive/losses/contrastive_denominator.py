@@ -254,7 +254,8 @@ def _on_host_cpu(values):
 def _unless_unknown(private_check):
     """`private_check()`, or True when the private TensorFlow API behind it
     is gone: then the kernels assume XLA and a SavedModel, and take the
-    radix selection and row blocks, which run everywhere (only slower on CPU)."""
+    radix selection, which runs everywhere (slower only where NumPy's
+    partition is the faster)."""
     try:
         return bool(private_check())
     except (AttributeError, TypeError):

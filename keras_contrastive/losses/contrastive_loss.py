@@ -33,9 +33,9 @@ COMMON_ARGS = """\
             size is static). An integer forces blocks of that many anchors:
             memory grows as `block_size x candidates`, the backward pass
             recomputes each block, and values and gradients equal the
-            one-matrix path's (plain InfoNCE outside XLA computes each
-            in-batch pair once, in bands of half the candidates, at about
-            the one-matrix path's cost). Without labels, InfoNCE and the hard
+            one-matrix path's (plain InfoNCE computes each in-batch pair
+            once, in bands of half the candidates, at about the one-matrix
+            path's cost). Without labels, InfoNCE and the hard
             loss run both paths as one fused kernel compiled with XLA (each
             new batch shape compiles once, about 0.3 s here).
             Defaults to `None`.
