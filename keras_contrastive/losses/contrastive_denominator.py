@@ -435,8 +435,7 @@ def _radix_selection(values, k, block_keys):
     def select_block(index, selected):
         # The last block ends at the last row (overlapping its predecessor).
         first = tf.minimum(index * block_rows, rows - block_rows)
-        block = tf.slice(values, [first, 0], [block_rows, columns])
-        block.set_shape([None, values.shape[1]])  # the width as traced
+        block = tf.slice(values, [first, 0], [block_rows, _dimension(values, 1)])
         block_ranks = tf.slice(ranks, [first], [block_rows])
         selected_keys = _radix_selected_keys(block_keys(block, first), block_ranks, digit_bits)
         positions = (first + tf.range(block_rows))[:, None]
@@ -942,5 +941,5 @@ def _banded_backward(anchors, extras, tau, lse, upstream, block_size):
         return column_part, row_part, state
 
     state = [tf.zeros_like(extras), tf.zeros_like(tau), factors_from(0)]
-    totals, (extra_grad, weighted_sum, _) = bands.run(step, anchors.shape[1], state)
+    totals, (extra_grad, weighted_sum, _) = bands.run(step, bands.channels, state)
     return totals / tau, extra_grad / tau, -weighted_sum / tau**2
