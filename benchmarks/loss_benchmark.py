@@ -7,7 +7,8 @@ one subprocess measures, in the same process and so under the same load:
   the forward `Z Z^T` and the two backward products `G Z` and `G^T Z`
   (in row blocks of 4,096, the same FLOPs);
 - the loss's forward and backward pass (the gradient w.r.t. the
-  embeddings), median of several runs after a warm-up;
+  embeddings), median of several runs after a warm-up, timed in turns
+  with the floor (a slow stretch of the machine weighs on both);
 - the peak memory the loss adds (resident memory; on a GPU, the device's
   allocator peak), against one N x N float32 matrix.
 
@@ -15,7 +16,7 @@ Paths ending in `_jax` run the same loss on the JAX backend (`jax.jit` of
 its value and gradient, against the floor's products under `jax.jit`).
 
     python benchmarks/loss_benchmark.py            # N in 256, 1024, 4096, 16384
-    python benchmarks/loss_benchmark.py --quick    # small N, for CI
+    python benchmarks/loss_benchmark.py --quick    # one small N, for CI
     python benchmarks/loss_benchmark.py --selection  # the hard loss's threshold
 """
 
@@ -55,12 +56,20 @@ PATHS = {
 
 def median_seconds(fn, repeats):
     fn()  # warm-up: tracing and compilation
-    times = []
+    return interleaved_median_seconds([fn], repeats)[0]
+
+
+def interleaved_median_seconds(functions, repeats):
+    """The median time of each of the (warmed-up) functions over `repeats`
+    rounds that run each once in turn, so that a slow stretch of the
+    machine weighs on all of them."""
+    times = [[] for _ in functions]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+        for fn, fn_times in zip(functions, times):
+            start = time.perf_counter()
+            fn()
+            fn_times.append(time.perf_counter() - start)
+    return [sorted(fn_times)[len(fn_times) // 2] for fn_times in times]
 
 
 def peak_rss_mb():
@@ -157,9 +166,10 @@ def measure(path, samples, repeats):
         value, grad = forward_backward(y_pred)
         grad.numpy()
 
-    # The loss runs first, so its peak memory is measured before any other
-    # N x N buffer exists in the process.
-    loss_seconds = median_seconds(run, repeats)
+    # The loss runs first (its warm-up: tracing and compilation), so its
+    # peak memory is measured before any other N x N buffer exists in the
+    # process; then the loss and the floor are timed in turns.
+    run()
     loss_peak_mb = peak_memory_mb(baseline_mb)
     # The floor's products, in row blocks of at most 4,096 x views (the same
     # FLOPs; a whole views x views gradient would not fit at 65,536 views).
@@ -176,7 +186,11 @@ def measure(path, samples, repeats):
             total += tf.reduce_sum(tf.matmul(upstream, rows, transpose_a=True))
         return total
 
-    floor_seconds = median_seconds(lambda: floor().numpy(), repeats)
+    def run_floor():
+        floor().numpy()
+
+    run_floor()
+    loss_seconds, floor_seconds = interleaved_median_seconds([run, run_floor], repeats)
     return result_row(path, views, loss_seconds, floor_seconds, loss_peak_mb)
 
 
@@ -196,7 +210,11 @@ def measure_jax(path, samples, repeats):
         return jnp.mean(functional(y_true, y, tau=0.1, **arguments))
 
     forward_backward = jax.jit(jax.value_and_grad(mean_loss))
-    loss_seconds = median_seconds(lambda: forward_backward(y_pred)[1].block_until_ready(), repeats)
+
+    def run():
+        forward_backward(y_pred)[1].block_until_ready()
+
+    run()  # warm-up; its peak is the loss's (see `measure`)
     loss_peak_mb = peak_rss_mb() - baseline_mb
     block = min(views, 4096)
     flat = y_pred.reshape(views, DIM)
@@ -212,7 +230,11 @@ def measure_jax(path, samples, repeats):
             total += sum(jnp.sum(product) for product in products)
         return total
 
-    floor_seconds = median_seconds(lambda: floor(flat, upstream).block_until_ready(), repeats)
+    def run_floor():
+        floor(flat, upstream).block_until_ready()
+
+    run_floor()
+    loss_seconds, floor_seconds = interleaved_median_seconds([run, run_floor], repeats)
     return result_row(path, views, loss_seconds, floor_seconds, loss_peak_mb)
 
 
@@ -310,7 +332,7 @@ def main():
         path, samples, repeats = args.measure
         print(json.dumps(measure(path, int(samples), int(repeats))))
         return
-    sizes = args.sizes or ("128,512" if args.quick else "256,1024,4096,16384")
+    sizes = args.sizes or ("128" if args.quick else "256,1024,4096,16384")
     repeats = args.repeats or (2 if args.quick else 5)
     if args.selection:
         print_selection_table([measure_selection(int(n), repeats) for n in sizes.split(",")])

@@ -20,8 +20,8 @@ def run(script, *arguments):
 def test_loss_benchmark_quick_mode():
     result = run("loss_benchmark.py")
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| 256 ") or line.startswith("| 1024 ")]
-    assert len(rows) == 24  # two sizes, twelve paths
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 256 ")]
+    assert len(rows) == 12  # one size, twelve paths
     for row in rows:
         ratio = float(row.split("|")[5])
         assert ratio > 0
@@ -32,7 +32,6 @@ def test_selection_benchmark_quick_mode():
     result = run("loss_benchmark.py", "--selection")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| 256 | 254 |" in result.stdout
-    assert "| 1024 | 1022 |" in result.stdout
 
 
 @pytest.mark.slow
