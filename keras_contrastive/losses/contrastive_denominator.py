@@ -601,8 +601,11 @@ def blocked_loop(num_blocks, step, initial):
 
 
 def block_array(num_blocks, element_shape):
-    """A float32 TensorArray with one entry per block, for `blocked_loop`."""
-    return tf.TensorArray(tf.float32, size=num_blocks, element_shape=element_shape)
+    """A float32 TensorArray with one entry per block, for `blocked_loop`;
+    sizes in `element_shape` that are tensors (traced unknown) are left
+    open."""
+    static_shape = [size if isinstance(size, int) else None for size in element_shape]
+    return tf.TensorArray(tf.float32, size=num_blocks, element_shape=static_shape)
 
 
 def _blocked_forward(padded, transposed_candidates, tau, views, num_anchors, rank, block_size):

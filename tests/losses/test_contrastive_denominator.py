@@ -46,9 +46,9 @@ def reference(anchors, extras, tau, views, rank, upstream):
     return lse, anchor_grad, candidate_grad[num_anchors:], tau_grad
 
 
-def compute(anchors, extras, tau, views, rank, upstream, block_size, xla=False, known_count=True):
+def compute(anchors, extras, tau, views, rank, upstream, block_size, xla=False, known_shapes=True):
     """`reference`'s results from the kernel: eagerly, or traced (under XLA,
-    or with the anchors' and extras' counts unknown when traced)."""
+    or with the anchors' and extras' shapes unknown when traced)."""
 
     def run(anchors, extras, tau):
         with tf.GradientTape() as tape:
@@ -59,10 +59,10 @@ def compute(anchors, extras, tau, views, rank, upstream, block_size, xla=False, 
             total = tf.reduce_sum(lse * upstream)
         return [lse] + tape.gradient(total, [anchors, extras, tau])
 
-    if xla or not known_count:
+    if xla or not known_shapes:
         signature = None
-        if not known_count:
-            rows = tf.TensorSpec([None, anchors.shape[1]])
+        if not known_shapes:
+            rows = tf.TensorSpec([None, None])
             signature = [rows, rows, tf.TensorSpec([])]
         run = tf.function(run, input_signature=signature, jit_compile=xla)
     tensors = [tf.constant(anchors), tf.constant(extras), tf.constant(tau, tf.float32)]
@@ -145,14 +145,14 @@ def test_under_xla_matches_the_numpy_reference(rng, rank, block_size):
 @pytest.mark.parametrize("xla", [False, True])
 @pytest.mark.parametrize("rank", [None, 5])
 @pytest.mark.parametrize("block_size", [None, 4])
-def test_an_unknown_count_of_anchors_matches_the_numpy_reference(rng, rank, block_size, xla):
-    """Traced with the batch size unknown, the kernels take the counts the
-    traced shapes leave open from the tensors (elsewhere they are constants
-    of the compiled computations)."""
+def test_unknown_shapes_match_the_numpy_reference(rng, rank, block_size, xla):
+    """Traced with the batch size and the embedding dimension unknown, the
+    kernels take the sizes the traced shapes leave open from the tensors
+    (elsewhere they are constants of the compiled computations)."""
     anchors, extras = unit_rows(rng, 18, clustered=True), unit_rows(rng, 6)
     upstream = np.linspace(0.5, 2.0, 18).astype("float32")
     expected = reference(anchors, extras, 0.1, 2, rank, upstream)
-    got = compute(anchors, extras, 0.1, 2, rank, upstream, block_size, xla, known_count=False)
+    got = compute(anchors, extras, 0.1, 2, rank, upstream, block_size, xla, known_shapes=False)
     for name, a, b in zip(["lse", "anchors", "extras", "tau"], expected, got):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5, err_msg=name)
 
