@@ -7,8 +7,9 @@ one subprocess measures, in the same process and so under the same load:
   the forward `Z Z^T` and the two backward products `G Z` and `G^T Z`
   (in row blocks of 4,096, the same FLOPs);
 - the loss's forward and backward pass (the gradient w.r.t. the
-  embeddings), median of several runs after a warm-up, timed in turns
-  with the floor (a slow stretch of the machine weighs on both);
+  embeddings), median of several runs, timed in turns with the floor (a
+  slow stretch of the machine weighs on both) after untimed rounds of
+  both (tracing, compilation, the allocator settling);
 - the peak memory the loss adds (resident memory; on a GPU, the device's
   allocator peak), against one N x N float32 matrix.
 
@@ -54,15 +55,24 @@ PATHS = {
 }
 
 
+# Untimed rounds of the loss and the floor in turns before the timed ones:
+# the loss's first runs after the floor's are slower while the allocator
+# settles (InfoNCE at 8,192 views on CPU: 406 and 328 ms, then 232-258).
+SETTLING_ROUNDS = 2
+
+
 def median_seconds(fn, repeats):
-    fn()  # warm-up: tracing and compilation
-    return interleaved_median_seconds([fn], repeats)[0]
+    return interleaved_median_seconds([fn], repeats, settling_rounds=1)[0]
 
 
-def interleaved_median_seconds(functions, repeats):
-    """The median time of each of the (warmed-up) functions over `repeats`
-    rounds that run each once in turn, so that a slow stretch of the
-    machine weighs on all of them."""
+def interleaved_median_seconds(functions, repeats, settling_rounds):
+    """The median time of each function over `repeats` rounds that run each
+    once in turn (a slow stretch of the machine weighs on all of them),
+    after `settling_rounds` untimed rounds (the first: tracing and
+    compilation)."""
+    for _ in range(settling_rounds):
+        for fn in functions:
+            fn()
     times = [[] for _ in functions]
     for _ in range(repeats):
         for fn, fn_times in zip(functions, times):
@@ -189,8 +199,9 @@ def measure(path, samples, repeats):
     def run_floor():
         floor().numpy()
 
-    run_floor()
-    loss_seconds, floor_seconds = interleaved_median_seconds([run, run_floor], repeats)
+    loss_seconds, floor_seconds = interleaved_median_seconds(
+        [run, run_floor], repeats, SETTLING_ROUNDS
+    )
     return result_row(path, views, loss_seconds, floor_seconds, loss_peak_mb)
 
 
@@ -233,8 +244,9 @@ def measure_jax(path, samples, repeats):
     def run_floor():
         floor(flat, upstream).block_until_ready()
 
-    run_floor()
-    loss_seconds, floor_seconds = interleaved_median_seconds([run, run_floor], repeats)
+    loss_seconds, floor_seconds = interleaved_median_seconds(
+        [run, run_floor], repeats, SETTLING_ROUNDS
+    )
     return result_row(path, views, loss_seconds, floor_seconds, loss_peak_mb)
 
 
