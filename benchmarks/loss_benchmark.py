@@ -56,8 +56,8 @@ PATHS = {
 
 
 # Untimed rounds of the loss and the floor in turns before the timed ones:
-# the loss's first runs after the floor's are slower while the allocator
-# settles (InfoNCE at 8,192 views on CPU: 406 and 328 ms, then 232-258).
+# the loss's first runs after the floor's are slower (presumably while memory
+# settles; InfoNCE at 8,192 views on CPU: 406 and 328 ms, then 232-258).
 SETTLING_ROUNDS = 2
 
 
