@@ -9,7 +9,8 @@ one subprocess measures, in the same process and so under the same load:
 - the loss's forward and backward pass (the gradient w.r.t. the
   embeddings), median of several runs, timed in turns with the floor (a
   slow stretch of the machine weighs on both) after untimed rounds of
-  both (tracing, compilation, the allocator settling);
+  both (tracing, compilation, and the loss's slow first runs after the
+  floor's);
 - the peak memory the loss adds (resident memory; on a GPU, the device's
   allocator peak), against one N x N float32 matrix.
 
