@@ -7,6 +7,10 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import loss_benchmark  # noqa: E402
+import run_all  # noqa: E402
 
 
 def run(script, *arguments):
@@ -16,12 +20,22 @@ def run(script, *arguments):
     )
 
 
+# The paths that `run_all.py --quick` (below) does not run: each subprocess
+# takes about 11 s, so the others are not run twice.
+PATHS_OUTSIDE_RUN_ALL = ["hard_k4095_masked", "info_nce_jax", "info_nce_blocked_jax", "hard_k4095_jax"]
+
+
+def test_run_all_and_the_loss_benchmark_cover_every_path():
+    covered = set(run_all.loss_paths(accelerator=False)) | set(PATHS_OUTSIDE_RUN_ALL)
+    assert covered == set(loss_benchmark.PATHS)
+
+
 @pytest.mark.slow
 def test_loss_benchmark_quick_mode():
-    result = run("loss_benchmark.py")
+    result = run("loss_benchmark.py", f"--paths={','.join(PATHS_OUTSIDE_RUN_ALL)}")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 256 ")]
-    assert len(rows) == 12  # one size, twelve paths
+    assert [row.split("|")[2].strip() for row in rows] == PATHS_OUTSIDE_RUN_ALL  # one size
     for row in rows:
         ratio = float(row.split("|")[5])
         assert ratio > 0
