@@ -254,13 +254,13 @@ def measure_jax(path, samples, repeats):
 def measure_selection(samples, repeats):
     """The hard loss's threshold alone: the `k`-th largest of each row of a
     views x views matrix by `top_k` (the baseline), `NthElement`, NumPy's
-    partition and the XLA radix selection (what the loss uses outside and
+    partition and the XLA counting selection (what the loss uses outside and
     inside XLA)."""
     import numpy as np
     import tensorflow as tf
 
     from keras_contrastive.losses.contrastive_denominator import partitioned_kth_largest
-    from keras_contrastive.losses.contrastive_denominator import radix_kth_largest
+    from keras_contrastive.losses.contrastive_denominator import counting_kth_largest
 
     views = 2 * samples
     k = min(4095, views - 2)
@@ -269,7 +269,7 @@ def measure_selection(samples, repeats):
         "top_k": tf.function(lambda v: tf.math.top_k(v, k, sorted=True)[0][:, -1]),
         "nth_element": tf.function(lambda v: tf.raw_ops.NthElement(input=v, n=k - 1, reverse=True)),
         "partition": lambda v: partitioned_kth_largest(v.numpy(), k),
-        "radix_xla": lambda v: radix_kth_largest(v, k),
+        "counting_xla": lambda v: counting_kth_largest(v, k),
     }
     results = {name: np.asarray(method(values)) for name, method in methods.items()}
     if not all(np.array_equal(results["top_k"], result) for result in results.values()):
@@ -284,7 +284,7 @@ def measure_selection(samples, repeats):
 SELECTION_COLUMNS = {
     "nth_element": "NthElement",
     "partition": "NumPy partition",
-    "radix_xla": "radix (XLA)",
+    "counting_xla": "counting (XLA)",
 }
 
 

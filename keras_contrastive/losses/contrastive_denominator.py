@@ -26,10 +26,12 @@ and `W_ji = u_j exp(s_ij / tau - lse_j)` (where anchor `j` keeps `i`:
 `C` (and `W_E^T Z` for the extras) instead of two. `d tau` comes from those
 products too, without another pass over the matrix.
 
-The thresholds come from an exact radix selection on the bits of the
-similarities (compiled with XLA; on a CPU 32 counting passes over blocks
-of rows held in cache, elsewhere 16 over the matrix), or, for tensors on
-the host CPU outside XLA where it is the faster (timed once per process),
+The thresholds come from an exact counting selection on the order keys of
+the similarities' bits, its candidates searched in value space (compiled
+with XLA; 12-26 passes of one comparison a key at 8,192 views, over
+blocks of rows held in cache on a CPU, over the matrix elsewhere), or,
+for tensors on the host CPU outside XLA where it is the faster (timed
+once per process),
 from NumPy's vectorised `partition` on all cores (a linear-time selection,
 unlike a `top_k` that returns and sorts half a row, and several times
 faster than TensorFlow's `NthElement`); an XLA computation cannot call out
@@ -211,24 +213,24 @@ def kth_largest(values, k):
         `(rows,)` float32.
 
     `partitioned_kth_largest` (NumPy, through a host callback) for one `k`
-    when `_selects_on_host(values)`; otherwise `radix_kth_largest`, which
+    when `_selects_on_host(values)`; otherwise `counting_kth_largest`, which
     runs on any device, under XLA and in a SavedModel.
     """
     k = tf.convert_to_tensor(k, tf.int32)
     if k.shape.rank != 0 or not _selects_on_host(values):
-        return radix_kth_largest(values, k)
+        return counting_kth_largest(values, k)
     return _host_kth_largest(values, k)
 
 
 def _negative_thresholds(similarities, first_row, views, num_anchors, rank):
     """Each row's `rank`-th largest negative similarity: `kth_largest` of
     the similarities with the positives at `-inf`, masked on the way into
-    the radix selection's blocks (no masked copy of the matrix) unless
+    the counting selection's blocks (no masked copy of the matrix) unless
     NumPy selects."""
     k = tf.minimum(tf.convert_to_tensor(rank, tf.int32), tf.shape(similarities)[1])
     if _selects_on_host(similarities):
         return _host_kth_largest(_negatives_only(similarities, first_row, views, num_anchors), k)
-    return _radix_negative_thresholds(similarities, k, first_row, views, num_anchors)
+    return _counting_negative_thresholds(similarities, k, first_row, views, num_anchors)
 
 
 def _host_kth_largest(values, k):
@@ -257,7 +259,7 @@ def _on_host_cpu(values):
 def _unless_unknown(private_check):
     """`private_check()`, or True when the private TensorFlow API behind it
     is gone: then the kernels assume XLA and a SavedModel, and take the
-    radix selection, which runs everywhere (slower only where NumPy's
+    counting selection, which runs everywhere (slower only where NumPy's
     partition is the faster)."""
     try:
         return bool(private_check())
@@ -284,13 +286,14 @@ _CALIBRATION_SHAPE = (1024, 8192)
 
 @functools.cache
 def _numpy_selects_faster():
-    """Whether NumPy's partition selects faster than `radix_kth_largest` on
+    """Whether NumPy's partition selects faster than `counting_kth_largest` on
     this host: timed once per process (best of five each, on a 1,024 x 8,192
     matrix, `k` half a row).
 
     Both are exact, so the choice changes only the speed. NumPy's vectorised
     partition is the faster on most x86 CPUs (48 ms at 8,192 x 8,190 with
-    AVX2 against the radix selection's 64-77 ms, `benchmarks/README.md`); on
+    AVX2 against 64-77 ms for the radix selection that the counting one
+    replaced, `benchmarks/README.md`); on
     AMD Zen 4 its AVX-512 path runs in microcode (219-304 ms), and without
     NumPy's SIMD sort (most CPUs other than x86) it is a scalar introselect.
     """
@@ -298,8 +301,8 @@ def _numpy_selects_faster():
     k = _CALIBRATION_SHAPE[1] // 2
     with tf.init_scope():  # eager, also while a function is being traced
         tensor = tf.constant(values)
-        radix_seconds = _best_seconds(lambda: radix_kth_largest(tensor, k).numpy())
-    return _best_seconds(lambda: partitioned_kth_largest(values, k)) < radix_seconds
+        counting_seconds = _best_seconds(lambda: counting_kth_largest(tensor, k).numpy())
+    return _best_seconds(lambda: partitioned_kth_largest(values, k)) < counting_seconds
 
 
 def _best_seconds(run, repeats=5):
@@ -381,18 +384,28 @@ def _values_of_keys(keys):
     return tf.bitcast(bits, tf.float32)
 
 
-# The counting selection takes one bit of the key a pass on a CPU, where a
-# pass over a block of rows held in cache is bound by its comparisons (one
-# a key), and two elsewhere, where a pass is bound by reading the matrix
-# (16 passes instead of 32, three comparisons a key). The counts of a
-# pass's candidates share one int32, in fields of `_COUNT_BITS` bits,
-# summed over chunks of columns few enough for a field. A pass first adds
-# the comparisons of `_SUMMED_SLICES` slices of each chunk elementwise,
-# then reduces what is left: XLA's CPU compiler fuses elementwise work but
-# writes out a reduction's input, which so shrinks 64-fold (to lanes of 8
-# int32, measured the fastest).
-_COUNT_BITS = 10
-_COUNTED_CHUNK = 2 ** (_COUNT_BITS - 1)
+# The counting selection narrows each row's bracket of keys `[low, high]`
+# (at least `rank` keys `>= low`, fewer than `rank` keys `> high`) by one
+# candidate key a pass, counted in one comparison a key: a pass over a
+# block of rows held in cache (on a CPU) or over the matrix (elsewhere) is
+# then bound by its comparisons or by reading the keys. The candidate is
+# found in value space, where the similarities spread evenly (near zero
+# the keys of float32 bits crowd, so halving the keys, as a radix
+# selection does, spends most of its 32 passes there): on even passes
+# interpolated between the bracket's ends from their counts, on odd ones
+# their midpoint, so that an interpolation that converges from one side
+# cannot stall. While an end is not finite, and after `_VALUE_PASSES`
+# passes (denormals), it is the keys' midpoint, so that every row ends
+# within 32 more. A row is done when its rank falls on the bracket's
+# largest or smallest key, which one last pass reads off. At 8,192 views
+# a block of 128 rows took 12-19 passes for the median negative of random
+# unit vectors, 16-18 for clustered ones, 25-26 for their 16th largest.
+_VALUE_PASSES = 40
+# A pass sums the comparisons of `_SUMMED_SLICES` slices of each chunk of
+# `_COUNTED_CHUNK` columns elementwise, then reduces what is left: XLA's
+# CPU compiler fuses elementwise work but writes out a reduction's input,
+# which so shrinks 64-fold (to lanes of 8 int32, measured the fastest).
+_COUNTED_CHUNK = 512
 _SUMMED_SLICES = 64
 # Bytes of keys in one block of rows on a CPU: every pass over a block then
 # reads it from cache instead of memory.
@@ -400,22 +413,18 @@ _CACHED_BLOCK_BYTES = 2**22
 
 
 @tf.function(jit_compile=True)
-def radix_kth_largest(values, k):
-    """`kth_largest` from counting passes, compiled with XLA.
-
-    The key of the `k`-th largest entry is the largest key `v` with at least
-    `k` keys `>= v`; it is built a digit a pass from the most significant,
-    each digit the largest whose candidate `v` the count allows (the
-    candidates of a pass are counted in one reduction). On a CPU the rows go
-    in blocks small enough to stay in cache for all the passes, one bit a
-    pass; elsewhere in one block, two bits a pass.
+def counting_kth_largest(values, k):
+    """`kth_largest` from counting passes over the values' order keys,
+    compiled with XLA (see `_searched_selected_keys`). On a CPU the rows go
+    in blocks small enough to stay in cache for all the passes; elsewhere
+    in one block.
     """
-    return _radix_selection(values, k, lambda block, first: _order_keys(block))
+    return _counting_selection(values, k, lambda block, first: _order_keys(block))
 
 
 @tf.function(jit_compile=True)
-def _radix_negative_thresholds(similarities, k, first_row, views, num_anchors):
-    """`radix_kth_largest` of `_negatives_only(similarities, ...)`."""
+def _counting_negative_thresholds(similarities, k, first_row, views, num_anchors):
+    """`counting_kth_largest` of `_negatives_only(similarities, ...)`."""
 
     def negative_keys(block, first):
         # The Python body: called as a function, the mask measured 30 ms
@@ -423,24 +432,23 @@ def _radix_negative_thresholds(similarities, k, first_row, views, num_anchors):
         negatives = _negatives_only.python_function(block, first_row + first, views, num_anchors)
         return _order_keys(negatives)
 
-    return _radix_selection(similarities, k, negative_keys)
+    return _counting_selection(similarities, k, negative_keys)
 
 
-def _radix_selection(values, k, block_keys):
-    """`radix_kth_largest` of the keys `block_keys(block, first_row)` gives
+def _counting_selection(values, k, block_keys):
+    """`counting_kth_largest` of the keys `block_keys(block, first_row)` gives
     for each block of rows of `values`."""
     rows, columns = tf.shape(values)[0], tf.shape(values)[1]
     ranks = tf.broadcast_to(k, [rows])  # k: () or (rows,)
     block_rows = tf.minimum(rows, _selection_block_rows(values, columns))
     num_blocks = (rows + block_rows - 1) // tf.maximum(block_rows, 1)
-    digit_bits = 1 if _on_host_cpu(values) else 2
 
     def select_block(index, selected):
         # The last block ends at the last row (overlapping its predecessor).
         first = tf.minimum(index * block_rows, rows - block_rows)
         block = tf.slice(values, [first, 0], [block_rows, _dimension(values, 1)])
         block_ranks = tf.slice(ranks, [first], [block_rows])
-        selected_keys = _radix_selected_keys(block_keys(block, first), block_ranks, digit_bits)
+        selected_keys = _searched_selected_keys(block_keys(block, first), block_ranks)
         positions = (first + tf.range(block_rows))[:, None]
         return index + 1, tf.tensor_scatter_nd_update(selected, positions, selected_keys)
 
@@ -455,39 +463,79 @@ def _selection_block_rows(values, columns):
     return tf.shape(values)[0]
 
 
-def _radix_selected_keys(keys, ranks, digit_bits):
-    """The key of each row's `ranks`-th largest key, `digit_bits` a pass."""
+def _searched_selected_keys(keys, ranks):
+    """The key of each row's `ranks`-th largest key, by narrowing brackets
+    (the comment above `_VALUE_PASSES`)."""
     rows, columns = tf.shape(keys)[0], tf.shape(keys)[1]
-    # Padding keys are 0, never counted: every candidate is at least 1.
+    sliced = _sliced_keys(keys)
+
+    def unfinished(bracket):
+        low, high, count_low, count_above = bracket
+        rank_inside, size = ranks - count_above, count_low - count_above
+        return (low < high) & (rank_inside > 1) & (rank_inside < size)
+
+    def narrow(passes, bracket):
+        low, high, count_low, count_above = bracket
+        candidates = _candidate_keys(passes, low, high, ranks - count_above, count_low - count_above)
+        counts = _count_at_least(sliced, candidates)
+        active = unfinished(bracket)
+        raised = active & (counts >= ranks)
+        lowered = active & (counts < ranks)
+        return passes + 1, (
+            tf.where(raised, candidates, low),
+            tf.where(lowered, candidates - 1, high),
+            tf.where(raised, counts, count_low),
+            tf.where(lowered, counts, count_above),
+        )
+
+    # Every key is >= 0; none is > the largest uint32.
+    bracket = (
+        tf.zeros([rows], tf.uint32),
+        tf.fill([rows], tf.constant(0xFFFFFFFF, tf.uint32)),
+        tf.fill([rows], columns),
+        tf.zeros([rows], tf.int32),
+    )
+    _, bracket = tf.while_loop(
+        lambda passes, bracket: tf.reduce_any(unfinished(bracket)), narrow, [0, bracket]
+    )
+    low, high, _, count_above = bracket
+    largest, smallest = _extremes_inside(sliced, columns, low, high)
+    rank_inside = ranks - count_above
+    return tf.where(low == high, low, tf.where(rank_inside == 1, largest, smallest))
+
+
+def _sliced_keys(keys):
+    """The keys padded with 0 to whole chunks, as `(rows, chunks, slices,
+    lanes)` (see `_SUMMED_SLICES`)."""
+    rows, columns = tf.shape(keys)[0], tf.shape(keys)[1]
     padded = tf.pad(keys, [[0, 0], [0, (-columns) % _COUNTED_CHUNK]])
     slices = _summed_slices(keys.shape[1])
-    sliced = tf.reshape(padded, [rows, -1, slices, _COUNTED_CHUNK // slices])
-    digits = range(1, 2**digit_bits)
+    return tf.reshape(padded, [rows, -1, slices, _COUNTED_CHUNK // slices])
 
-    def next_digit(position, result):
-        shift = tf.cast(position, tf.uint32)
-        candidates = [
-            tf.bitwise.bitwise_or(result, tf.bitwise.left_shift(tf.constant(d, tf.uint32), shift))
-            for d in digits
-        ]
-        packed = sum(
-            _shifted_count_field(sliced[:, :, part] >= candidate[:, None, None], field)
-            for part in range(slices)
-            for field, candidate in enumerate(candidates)
-        )
-        chunk_counts = tf.reduce_sum(packed, axis=2)
-        digit = tf.zeros_like(result)
-        for field, d in enumerate(digits):
-            counts = tf.reduce_sum(_count_field(chunk_counts, field), axis=1)
-            digit = tf.where(counts >= ranks, tf.constant(d, tf.uint32), digit)
-        next_bits = tf.bitwise.left_shift(digit, shift)
-        return position - digit_bits, tf.bitwise.bitwise_or(result, next_bits)
 
-    result = tf.zeros([rows], tf.uint32)
-    _, result = tf.while_loop(
-        lambda position, _: position >= 0, next_digit, [32 - digit_bits, result]
-    )
-    return result
+def _count_at_least(sliced, candidates):
+    """Each row's count of keys at or above its candidate (at least 1, so
+    the padding is never counted)."""
+    bound = candidates[:, None, None]
+    hits = sum(tf.cast(sliced[:, :, part] >= bound, tf.int32) for part in range(sliced.shape[2]))
+    return tf.reduce_sum(tf.reduce_sum(hits, axis=2), axis=1)
+
+
+def _extremes_inside(sliced, columns, low, high):
+    """The largest and the smallest of each row's keys in `[low, high]`
+    (the padding left out), also reduced slices first."""
+    slices, lanes = sliced.shape[2], sliced.shape[3]
+    column = tf.reshape(tf.range(tf.shape(sliced)[1] * slices * lanes), [1, -1, slices, lanes])
+    low, high = low[:, None, None], high[:, None, None]
+    largest, smallest = [], []
+    for part in range(slices):
+        keys = sliced[:, :, part]
+        inside = (keys >= low) & (keys <= high) & (column[:, :, part] < columns)
+        largest.append(tf.where(inside, keys, tf.constant(0, tf.uint32)))
+        smallest.append(tf.where(inside, keys, tf.constant(0xFFFFFFFF, tf.uint32)))
+    largest = tf.reduce_max(tf.reduce_max(functools.reduce(tf.maximum, largest), axis=2), axis=1)
+    smallest = tf.reduce_min(tf.reduce_min(functools.reduce(tf.minimum, smallest), axis=2), axis=1)
+    return largest, smallest
 
 
 def _summed_slices(columns):
@@ -497,15 +545,20 @@ def _summed_slices(columns):
     return 1 if columns is not None and columns < _COUNTED_CHUNK else _SUMMED_SLICES
 
 
-def _shifted_count_field(hits, field):
-    return tf.bitwise.left_shift(tf.cast(hits, tf.int32), _COUNT_BITS * field)
-
-
-def _count_field(packed, field):
-    shifted = tf.bitwise.right_shift(packed, _COUNT_BITS * field)
-    return tf.bitwise.bitwise_and(shifted, 2**_COUNT_BITS - 1)
-
-
+def _candidate_keys(passes, low, high, rank_inside, size):
+    """A key in each bracket `(low, high]` to count next: interpolated or
+    halfway in value space, or halfway in key space (the comment above
+    `_VALUE_PASSES`)."""
+    low_value, high_value = _values_of_keys(low), _values_of_keys(high)
+    # rank_inside of the size keys in the bracket are at or above the answer.
+    above = (tf.cast(rank_inside, tf.float32) - 0.5) / tf.cast(size, tf.float32)
+    interpolated = high_value - (high_value - low_value) * above
+    halfway = 0.5 * low_value + 0.5 * high_value
+    value = tf.where(passes % 2 == 0, interpolated, halfway)
+    by_value = tf.math.is_finite(low_value) & tf.math.is_finite(high_value)
+    by_value &= passes < _VALUE_PASSES
+    value_keys = tf.minimum(tf.maximum(_order_keys(value), low + 1), high)
+    return tf.where(by_value, value_keys, low + (high - low) // 2 + 1)
 def _block_gradients(rows, first_row, candidates, similarities, row_state, column_state, tau, views):
     """Gradients of `sum_i upstream_i lse_i` through some rows' entries.
 

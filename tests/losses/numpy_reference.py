@@ -90,13 +90,16 @@ def kth_largest_by_bits(values, ranks):
 def awkward_selection_case(rng, columns):
     """`(values, ranks)` for 11 float32 rows: one constant row (every rank a
     tie), one with NaN, one with infinities, signed zeros and denormals, one
-    of integers (many ties), random rows; one rank per row, the extremes
-    among them."""
+    of integers (many ties), one of denormals only, one of magnitudes near
+    float32's largest (their differences overflow), random rows; one rank
+    per row, the extremes among them."""
     values = rng.normal(size=(11, columns)).astype(np.float32)
     values[0] = 0.5
     values[1, : columns // 2] = np.nan
     values[2, :6] = [-np.inf, np.inf, -0.0, 0.0, 1e-40, -1e-40]
     values[3] = np.round(values[3])
+    values[4] = rng.integers(-1000, 1000, size=columns) * np.float32(1e-45)
+    values[5] = rng.uniform(-3e38, 3e38, size=columns)
     ranks = rng.integers(1, columns + 1, size=11).astype(np.int32)
     ranks[:3] = [columns, columns // 2 + 1, 1]
     return values, ranks

@@ -99,7 +99,7 @@ def test_either_host_selection_matches_the_numpy_reference(
     monkeypatch, rng, numpy_selects_faster, block_size, views
 ):
     """Outside XLA on the CPU the threshold comes from NumPy's partition or
-    the radix selection, whichever this host runs faster."""
+    the counting selection, whichever this host runs faster."""
     monkeypatch.setattr(contrastive_denominator, "_numpy_selects_faster", lambda: numpy_selects_faster)
     anchors, extras = unit_rows(rng, 7 * views, clustered=True), unit_rows(rng, 5)
     upstream = rng.uniform(0.5, 2.0, size=len(anchors)).astype("float32")
@@ -110,7 +110,7 @@ def test_either_host_selection_matches_the_numpy_reference(
 
 
 def test_the_host_selection_is_the_faster_one_timed(monkeypatch):
-    """The calibration times the radix selection, then NumPy's partition, on
+    """The calibration times the counting selection, then NumPy's partition, on
     the same matrix (both exact there), and picks the faster."""
     calls = []
 
@@ -123,9 +123,9 @@ def test_the_host_selection_is_the_faster_one_timed(monkeypatch):
     for timings, numpy_faster in [((0.2, 0.1), True), ((0.1, 0.2), False)]:
         calls.clear()
         assert contrastive_denominator._numpy_selects_faster.__wrapped__() is numpy_faster
-        radix, partition = calls
-        assert radix.shape == partition.shape == (rows,)
-        np.testing.assert_array_equal(radix, partition)
+        counting, partition = calls
+        assert counting.shape == partition.shape == (rows,)
+        np.testing.assert_array_equal(counting, partition)
     monkeypatch.undo()
     assert contrastive_denominator._numpy_selects_faster.__wrapped__() in (True, False)  # timed
 
@@ -133,7 +133,7 @@ def test_the_host_selection_is_the_faster_one_timed(monkeypatch):
 @pytest.mark.parametrize("rank", [None, 5])
 @pytest.mark.parametrize("block_size", [None, 4])
 def test_under_xla_matches_the_numpy_reference(rng, rank, block_size):
-    """Inside XLA the threshold comes from the radix selection, not NumPy."""
+    """Inside XLA the threshold comes from the counting selection, not NumPy."""
     anchors, extras = unit_rows(rng, 18, clustered=True), unit_rows(rng, 6)
     upstream = np.ones(18, "float32")
     expected = reference(anchors, extras, 0.1, 2, rank, upstream)
@@ -209,34 +209,48 @@ def test_kth_largest_takes_one_rank_per_row(rng):
     np.testing.assert_array_equal(got, expected)
 
 
-def test_radix_selection_equals_the_partition(rng):
+def test_counting_selection_equals_the_partition(rng):
     for values in kth_largest_cases(rng):
         for k in [1, 3, values.shape[1]]:
-            radix = contrastive_denominator.radix_kth_largest(values, k)
+            counting = contrastive_denominator.counting_kth_largest(values, k)
             partition = contrastive_denominator.kth_largest(tf.constant(values), k)
-            np.testing.assert_array_equal(radix, partition)
+            np.testing.assert_array_equal(counting, partition)
 
 
 @pytest.mark.parametrize("on_host_cpu", [True, False])
-def test_radix_selection_is_exact_across_blocks_and_count_chunks(monkeypatch, rng, on_host_cpu):
+def test_counting_selection_is_exact_across_blocks_and_count_chunks(monkeypatch, rng, on_host_cpu):
     """Rows in several blocks (the last overlapping its predecessor, on a
     CPU) or in one (elsewhere); columns in several counting chunks, the last
-    padded, with whole chunks of equal keys counted; NaN, infinities, signed
-    zeros and denormals ordered as their bits; one rank per row."""
+    padded (never counted, never the smallest), with whole chunks of equal
+    keys counted; NaN, infinities, signed zeros, denormals and values whose
+    differences overflow ordered as their bits; one rank per row."""
     columns = 2 * contrastive_denominator._COUNTED_CHUNK + 276
     monkeypatch.setattr(contrastive_denominator, "_CACHED_BLOCK_BYTES", 4 * columns * 3)
     monkeypatch.setattr(contrastive_denominator, "_on_host_cpu", lambda values: on_host_cpu)
     values, ranks = numpy_reference.awkward_selection_case(rng, columns)
     expected = numpy_reference.kth_largest_by_bits(values, ranks)
     # Traced anew: the function's cached traces hold the unpatched blocks.
-    select = tf.function(contrastive_denominator.radix_kth_largest.python_function, jit_compile=True)
+    select = tf.function(contrastive_denominator.counting_kth_largest.python_function, jit_compile=True)
+    got = select(tf.constant(values), tf.constant(ranks))
+    np.testing.assert_array_equal(got.numpy().view("uint32"), expected.view("uint32"))
+
+
+@pytest.mark.parametrize("value_passes", [0, 3])
+def test_counting_selection_is_exact_when_the_keys_midpoint_takes_over(monkeypatch, rng, value_passes):
+    """After `_VALUE_PASSES` passes (from the first, or mid-search) the
+    candidates halve the keys instead: still exact, on every awkward row."""
+    monkeypatch.setattr(contrastive_denominator, "_VALUE_PASSES", value_passes)
+    values, ranks = numpy_reference.awkward_selection_case(rng, 700)
+    expected = numpy_reference.kth_largest_by_bits(values, ranks)
+    # Traced anew: the function's cached traces hold the unpatched constant.
+    select = tf.function(contrastive_denominator.counting_kth_largest.python_function, jit_compile=True)
     got = select(tf.constant(values), tf.constant(ranks))
     np.testing.assert_array_equal(got.numpy().view("uint32"), expected.view("uint32"))
 
 
 @pytest.mark.parametrize("on_host_cpu", [True, False])
-def test_radix_thresholds_mask_each_blocks_positives(monkeypatch, rng, on_host_cpu):
-    """The loss's radix thresholds put each row's positives at `-inf` as the
+def test_counting_thresholds_mask_each_blocks_positives(monkeypatch, rng, on_host_cpu):
+    """The loss's counting thresholds put each row's positives at `-inf` as the
     rows' place in the matrix says: rows from `first_row` on, the last ones
     padding (nobody's positive), in several selection blocks; tied values."""
     views, num_anchors, first_row, k = 3, 20, 8, 10
@@ -250,7 +264,7 @@ def test_radix_thresholds_mask_each_blocks_positives(monkeypatch, rng, on_host_c
     expected = numpy_reference.kth_largest_by_bits(negatives, np.full(15, k))
     # Traced anew: the function's cached traces hold the unpatched blocks.
     select = tf.function(
-        contrastive_denominator._radix_negative_thresholds.python_function, jit_compile=True
+        contrastive_denominator._counting_negative_thresholds.python_function, jit_compile=True
     )
     got = select(tf.constant(similarities), tf.constant(k), first_row, views, num_anchors)
     np.testing.assert_array_equal(got.numpy(), expected)
@@ -267,7 +281,7 @@ def test_partition_is_exact_when_denormals_compare_as_zero(monkeypatch, rng):
 
     monkeypatch.setattr(contrastive_denominator, "_partitioned", flushing_partition)
     for values in kth_largest_cases(rng):
-        # Descending, with -0.0 ordered just below 0.0 (as the radix selection).
+        # Descending, with -0.0 ordered just below 0.0 (as the counting selection).
         descending = np.stack(
             [row[np.lexsort((~np.signbit(row), row))][::-1] for row in values]
         )
@@ -349,7 +363,7 @@ def test_the_selection_path_follows_the_tensors_device(monkeypatch, rng, device,
 
 @pytest.mark.parametrize("missing", ["control_flow_util", "save_context"])
 def test_without_the_private_apis_the_kernels_take_the_paths_that_run_everywhere(monkeypatch, rng, missing):
-    """A TensorFlow without the private APIs: the selection is the radix one
+    """A TensorFlow without the private APIs: the selection is the counting one
     (no host callback), and the losses' values and gradients are unchanged."""
     y_pred = unit_rows(rng, 18).reshape(9, 2, 8)
     extra = unit_rows(rng, 7)
