@@ -5,16 +5,18 @@ kernels (`contrastive_utils`), compiled by JAX with the rest of the step.
 Two parts have TensorFlow forms that JAX cannot trace, and JAX forms here:
 
 - the hard losses' threshold, each row's `k`-th largest negative
-  similarity, exact: the radix selection on the bits of the similarities
-  that TensorFlow runs under XLA (on a CPU 32 counting passes over blocks
-  of rows held in cache, elsewhere 16 over the matrix; a row sort, JAX's
-  other exact choice, measured 10x slower than a 32-pass bisection at
-  2,048 and 8,192 columns here);
+  similarity, exact: the counting selection that TensorFlow runs under
+  XLA (candidates searched in value space, one comparison a key a pass,
+  over blocks of rows held in cache on a CPU, over all the rows
+  elsewhere; a row sort, JAX's other exact choice, measured 10x slower
+  than a 32-pass bisection at 2,048 and 8,192 columns here);
 - the blocked path's loop: `jax.lax.map` over the blocks of a function
   under `jax.checkpoint`, so the forward pass keeps only each block's
   per-anchor losses and the backward pass recomputes one block at a time:
   memory grows as `block_size x candidates`, as on TensorFlow.
 """
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -34,13 +36,12 @@ def _values_of_keys(keys):
     return jax.lax.bitcast_convert_type(bits, jnp.float32)
 
 
-# As in `contrastive_denominator`: on a CPU one bit of the key a pass over
-# blocks of rows of 4 MiB of keys, elsewhere two bits a pass over all the
-# rows; the candidates' counts in 10-bit fields of one int32 over chunks of
-# 512 columns, each chunk's comparisons added over 64 slices before the
-# reduction.
-_COUNT_BITS = 10
-_COUNTED_CHUNK = 2 ** (_COUNT_BITS - 1)
+# As in `contrastive_denominator` (the comment above its `_VALUE_PASSES`):
+# blocks of rows of 4 MiB of keys on a CPU, all the rows elsewhere; each
+# pass counts one candidate a row over chunks of 512 columns, each chunk's
+# comparisons added over 64 slices before the reduction.
+_VALUE_PASSES = 40
+_COUNTED_CHUNK = 512
 _SUMMED_SLICES = 64
 _CACHED_BLOCK_BYTES = 2**22
 
@@ -48,10 +49,12 @@ _CACHED_BLOCK_BYTES = 2**22
 def kth_largest(values, k):
     """The `k`-th largest entry of each row of a float32 matrix, exactly.
 
-    The key of the `k`-th largest entry is the largest key `v` with at least
-    `k` keys `>= v`; it is built a digit a pass (one bit on a CPU, two
-    elsewhere) from the most significant, each digit the largest whose
-    candidate `v` the count allows.
+    Each row's bracket of keys `[low, high]` (at least `k` keys `>= low`,
+    fewer than `k` keys `> high`) narrows by one counted candidate a pass,
+    found in value space (interpolated between the ends from their counts,
+    or halfway), or halfway in key space while an end is infinite and
+    after `_VALUE_PASSES` passes; the rank then falls on the bracket's
+    largest or smallest key, which a last pass reads off.
 
     Args:
         values: `(rows, columns)` float32.
@@ -64,17 +67,16 @@ def kth_largest(values, k):
     values = jax.lax.stop_gradient(values)
     rows, columns = values.shape
     ranks = jnp.broadcast_to(jnp.asarray(k, jnp.int32), (rows,))
-    block_rows, digit_bits = rows, 2
+    block_rows = rows
     if jax.default_backend() == "cpu":
         block_rows = min(rows, max(1, _CACHED_BLOCK_BYTES // (4 * max(columns, 1))))
-        digit_bits = 1
 
     def select_block(index, selected):
         # The last block ends at the last row (overlapping its predecessor).
         first = jnp.minimum(index * block_rows, rows - block_rows)
         block = jax.lax.dynamic_slice_in_dim(values, first, block_rows)
         block_ranks = jax.lax.dynamic_slice_in_dim(ranks, first, block_rows)
-        block_keys = _radix_selected_keys(_order_keys(block), block_ranks, digit_bits)
+        block_keys = _searched_selected_keys(_order_keys(block), block_ranks)
         return jax.lax.dynamic_update_slice_in_dim(selected, block_keys, first, 0)
 
     num_blocks = -(-rows // max(block_rows, 1))
@@ -82,34 +84,77 @@ def kth_largest(values, k):
     return _values_of_keys(selected)
 
 
-def _radix_selected_keys(keys, ranks, digit_bits):
-    """The key of each row's `ranks`-th largest key, `digit_bits` a pass."""
+def _searched_selected_keys(keys, ranks):
+    """The key of each row's `ranks`-th largest key, by narrowing brackets."""
     rows, columns = keys.shape
     # Padding keys are 0, never counted: every candidate is at least 1.
     padded = jnp.pad(keys, [(0, 0), (0, (-columns) % _COUNTED_CHUNK)])
     # One slice for rows narrower than a chunk (compiled faster, as on TF).
     slices = 1 if columns < _COUNTED_CHUNK else _SUMMED_SLICES
     sliced = padded.reshape(rows, -1, slices, _COUNTED_CHUNK // slices)
-    digits = range(1, 2**digit_bits)
 
-    def next_digit(index, result):
-        shift = (32 - digit_bits * (index + 1)).astype(jnp.uint32)
-        candidates = [result | (jnp.uint32(d) << shift) for d in digits]
-        packed = sum(
-            (sliced[:, :, part] >= candidate[:, None, None]).astype(jnp.int32)
-            << (_COUNT_BITS * field)
-            for part in range(slices)
-            for field, candidate in enumerate(candidates)
+    def unfinished(bracket):
+        low, high, count_low, count_above = bracket
+        rank_inside, size = ranks - count_above, count_low - count_above
+        return (low < high) & (rank_inside > 1) & (rank_inside < size)
+
+    def narrow(state):
+        passes, bracket = state
+        low, high, count_low, count_above = bracket
+        candidates = _candidate_keys(passes, low, high, ranks - count_above, count_low - count_above)
+        bound = candidates[:, None, None]
+        hits = sum((sliced[:, :, part] >= bound).astype(jnp.int32) for part in range(slices))
+        counts = hits.sum(axis=2).sum(axis=1)
+        active = unfinished(bracket)
+        raised = active & (counts >= ranks)
+        lowered = active & (counts < ranks)
+        return passes + 1, (
+            jnp.where(raised, candidates, low),
+            jnp.where(lowered, candidates - 1, high),
+            jnp.where(raised, counts, count_low),
+            jnp.where(lowered, counts, count_above),
         )
-        chunk_counts = jnp.sum(packed, axis=2)
-        digit = jnp.zeros_like(result)
-        for field, d in enumerate(digits):
-            counts = jnp.sum((chunk_counts >> (_COUNT_BITS * field)) & (2**_COUNT_BITS - 1), axis=1)
-            digit = jnp.where(counts >= ranks, jnp.uint32(d), digit)
-        return result | (digit << shift)
 
-    initial = jnp.zeros(rows, jnp.uint32)
-    return jax.lax.fori_loop(0, 32 // digit_bits, next_digit, initial)
+    # Every key is >= 0; none is > the largest uint32.
+    bracket = (
+        jnp.zeros(rows, jnp.uint32),
+        jnp.full(rows, 0xFFFFFFFF, jnp.uint32),
+        jnp.full(rows, columns, jnp.int32),
+        jnp.zeros(rows, jnp.int32),
+    )
+    state = jax.lax.while_loop(lambda state: jnp.any(unfinished(state[1])), narrow, (0, bracket))
+    low, high, _, count_above = state[1]
+    # The bracket's extremes, the padding left out.
+    column = jnp.arange(sliced.shape[1] * sliced.shape[2] * sliced.shape[3]).reshape(sliced.shape[1:])
+    parts = [sliced[:, :, part] for part in range(slices)]
+    insides = [
+        (part >= low[:, None, None]) & (part <= high[:, None, None]) & (column[:, index] < columns)
+        for index, part in enumerate(parts)
+    ]
+    largest = functools.reduce(
+        jnp.maximum, [jnp.where(inside, part, jnp.uint32(0)) for inside, part in zip(insides, parts)]
+    )
+    smallest = functools.reduce(
+        jnp.minimum,
+        [jnp.where(inside, part, jnp.uint32(0xFFFFFFFF)) for inside, part in zip(insides, parts)],
+    )
+    rank_inside = ranks - count_above
+    largest, smallest = largest.max(axis=2).max(axis=1), smallest.min(axis=2).min(axis=1)
+    return jnp.where(low == high, low, jnp.where(rank_inside == 1, largest, smallest))
+
+
+def _candidate_keys(passes, low, high, rank_inside, size):
+    """A key in each bracket `(low, high]` to count next: interpolated or
+    halfway in value space, or halfway in key space."""
+    low_value, high_value = _values_of_keys(low), _values_of_keys(high)
+    # rank_inside of the size keys in the bracket are at or above the answer.
+    above = (rank_inside.astype(jnp.float32) - 0.5) / size.astype(jnp.float32)
+    interpolated = high_value - (high_value - low_value) * above
+    halfway = 0.5 * low_value + 0.5 * high_value
+    value = jnp.where(passes % 2 == 0, interpolated, halfway)
+    by_value = jnp.isfinite(low_value) & jnp.isfinite(high_value) & (passes < _VALUE_PASSES)
+    value_keys = jnp.minimum(jnp.maximum(_order_keys(value), low + 1), high)
+    return jnp.where(by_value, value_keys, low + (high - low) // 2 + 1)
 
 
 def map_blocks(block_losses, num_blocks):
