@@ -31,11 +31,10 @@ the similarities' bits, its candidates searched in value space (compiled
 with XLA; 12-26 passes of one comparison a key at 8,192 views, over
 blocks of rows held in cache on a CPU, over the matrix elsewhere), or,
 for tensors on the host CPU outside XLA where it is the faster (timed
-once per process),
-from NumPy's vectorised `partition` on all cores (a linear-time selection,
-unlike a `top_k` that returns and sorts half a row, and several times
-faster than TensorFlow's `NthElement`); an XLA computation cannot call out
-to NumPy.
+once per process), from NumPy's vectorised `partition` on all cores (a
+linear-time selection, unlike a `top_k` that returns and sorts half a
+row, and several times faster than TensorFlow's `NthElement`); an XLA
+computation cannot call out to NumPy.
 
 The passes over the matrix other than the selection are compiled with
 XLA, also when the caller is not: the similarities (`Z C^T`, with each
@@ -293,9 +292,9 @@ def _numpy_selects_faster():
     Both are exact, so the choice changes only the speed. NumPy's vectorised
     partition is the faster on most x86 CPUs (48 ms at 8,192 x 8,190 with
     AVX2 against 64-77 ms for the radix selection that the counting one
-    replaced, `benchmarks/README.md`); on
-    AMD Zen 4 its AVX-512 path runs in microcode (219-304 ms), and without
-    NumPy's SIMD sort (most CPUs other than x86) it is a scalar introselect.
+    replaced, `benchmarks/README.md`); on AMD Zen 4 its AVX-512 path runs
+    in microcode (219-304 ms), and without NumPy's SIMD sort (most CPUs
+    other than x86) it is a scalar introselect.
     """
     values = np.random.default_rng(0).normal(size=_CALIBRATION_SHAPE).astype(np.float32)
     k = _CALIBRATION_SHAPE[1] // 2
@@ -476,7 +475,8 @@ def _searched_selected_keys(keys, ranks):
 
     def narrow(passes, bracket):
         low, high, count_low, count_above = bracket
-        candidates = _candidate_keys(passes, low, high, ranks - count_above, count_low - count_above)
+        rank_inside, size = ranks - count_above, count_low - count_above
+        candidates = _candidate_keys(passes, low, high, rank_inside, size)
         counts = _count_at_least(sliced, candidates)
         active = unfinished(bracket)
         raised = active & (counts >= ranks)
@@ -559,6 +559,8 @@ def _candidate_keys(passes, low, high, rank_inside, size):
     by_value &= passes < _VALUE_PASSES
     value_keys = tf.minimum(tf.maximum(_order_keys(value), low + 1), high)
     return tf.where(by_value, value_keys, low + (high - low) // 2 + 1)
+
+
 def _block_gradients(rows, first_row, candidates, similarities, row_state, column_state, tau, views):
     """Gradients of `sum_i upstream_i lse_i` through some rows' entries.
 

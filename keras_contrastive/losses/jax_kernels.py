@@ -101,7 +101,8 @@ def _searched_selected_keys(keys, ranks):
     def narrow(state):
         passes, bracket = state
         low, high, count_low, count_above = bracket
-        candidates = _candidate_keys(passes, low, high, ranks - count_above, count_low - count_above)
+        rank_inside, size = ranks - count_above, count_low - count_above
+        candidates = _candidate_keys(passes, low, high, rank_inside, size)
         bound = candidates[:, None, None]
         hits = sum((sliced[:, :, part] >= bound).astype(jnp.int32) for part in range(slices))
         counts = hits.sum(axis=2).sum(axis=1)
@@ -125,14 +126,15 @@ def _searched_selected_keys(keys, ranks):
     state = jax.lax.while_loop(lambda state: jnp.any(unfinished(state[1])), narrow, (0, bracket))
     low, high, _, count_above = state[1]
     # The bracket's extremes, the padding left out.
-    column = jnp.arange(sliced.shape[1] * sliced.shape[2] * sliced.shape[3]).reshape(sliced.shape[1:])
+    column = jnp.arange(np.prod(sliced.shape[1:])).reshape(sliced.shape[1:])
     parts = [sliced[:, :, part] for part in range(slices)]
     insides = [
         (part >= low[:, None, None]) & (part <= high[:, None, None]) & (column[:, index] < columns)
         for index, part in enumerate(parts)
     ]
     largest = functools.reduce(
-        jnp.maximum, [jnp.where(inside, part, jnp.uint32(0)) for inside, part in zip(insides, parts)]
+        jnp.maximum,
+        [jnp.where(inside, part, jnp.uint32(0)) for inside, part in zip(insides, parts)],
     )
     smallest = functools.reduce(
         jnp.minimum,

@@ -236,7 +236,9 @@ def test_counting_selection_is_exact_across_blocks_and_count_chunks(monkeypatch,
 
 
 @pytest.mark.parametrize("value_passes", [0, 3])
-def test_counting_selection_is_exact_when_the_keys_midpoint_takes_over(monkeypatch, rng, value_passes):
+def test_counting_selection_is_exact_when_the_keys_midpoint_takes_over(
+    monkeypatch, rng, value_passes
+):
     """After `_VALUE_PASSES` passes (from the first, or mid-search) the
     candidates halve the keys instead: still exact, on every awkward row."""
     monkeypatch.setattr(contrastive_denominator, "_VALUE_PASSES", value_passes)
