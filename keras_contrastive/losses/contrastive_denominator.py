@@ -28,7 +28,7 @@ products too, without another pass over the matrix.
 
 The thresholds come from an exact counting selection on the order keys of
 the similarities' bits, its candidates searched in value space (compiled
-with XLA; 12-26 passes of one comparison a key at 8,192 views, over
+with XLA; 8-19 passes of two comparisons a key at 8,192 views, over
 blocks of rows held in cache on a CPU, over the matrix elsewhere), or,
 for tensors on the host CPU outside XLA where it is the faster (timed
 once per process), from NumPy's vectorised `partition` on all cores (a
@@ -384,26 +384,30 @@ def _values_of_keys(keys):
 
 
 # The counting selection narrows each row's bracket of keys `[low, high]`
-# (at least `rank` keys `>= low`, fewer than `rank` keys `> high`) by one
-# candidate key a pass, counted in one comparison a key: a pass over a
-# block of rows held in cache (on a CPU) or over the matrix (elsewhere) is
-# then bound by its comparisons or by reading the keys. The candidate is
-# found in value space, where the similarities spread evenly (near zero
-# the keys of float32 bits crowd, so halving the keys, as a radix
-# selection does, spends most of its 32 passes there): on even passes
-# interpolated between the bracket's ends from their counts, on odd ones
-# their midpoint, so that an interpolation that converges from one side
-# cannot stall. While an end is not finite, and after `_VALUE_PASSES`
-# passes (denormals), it is the keys' midpoint, so that every row ends
-# within 32 more. A row is done when its rank falls on the bracket's
-# largest or smallest key, which one last pass reads off. At 8,192 views
-# a block of 128 rows took 12-19 passes for the median negative of random
-# unit vectors, 16-18 for clustered ones, 25-26 for their 16th largest.
+# (at least `rank` keys `>= low`, fewer than `rank` keys `> high`) by two
+# candidate keys a pass, both counted in the pass (one comparison a key
+# each, the two counts packed in one int32): a pass over a block of rows
+# held in cache (on a CPU) or over the matrix (elsewhere) is then bound by
+# its comparisons or by reading the keys. The candidates are found in
+# value space, where the similarities spread evenly (near zero the keys of
+# float32 bits crowd, so halving the keys, as a radix selection does,
+# spends most of its 32 passes there): one interpolated between the
+# bracket's ends from their counts, the other their midpoint, so that an
+# interpolation that converges from one side cannot stall. While an end is
+# not finite, and after `_VALUE_PASSES` passes (denormals), both are the
+# keys' midpoint, so that every row ends within 32 more (the keys' thirds
+# there made the first finite bracket wider: 27 passes instead of 12 for
+# the 16th largest of random unit vectors). A row is done when its rank
+# falls on the bracket's largest or smallest key, which one last pass
+# reads off. At 8,192 views a block of 128 rows took 8-12 passes for the
+# median negative of random unit vectors (one candidate a pass: 12-20),
+# 11-15 for their 16th largest, 11-15 and 13-19 for clustered vectors.
 _VALUE_PASSES = 40
 # A pass sums the comparisons of `_SUMMED_SLICES` slices of each chunk of
 # `_COUNTED_CHUNK` columns elementwise, then reduces what is left: XLA's
 # CPU compiler fuses elementwise work but writes out a reduction's input,
-# which so shrinks 64-fold (to lanes of 8 int32, measured the fastest).
+# which so shrinks 64-fold (to lanes of 8 int32, measured the fastest). A
+# chunk's two counts (at most 512 each) share an int32, in 16-bit fields.
 _COUNTED_CHUNK = 512
 _SUMMED_SLICES = 64
 # Bytes of keys in one block of rows on a CPU: every pass over a block then
@@ -476,16 +480,22 @@ def _searched_selected_keys(keys, ranks):
     def narrow(passes, bracket):
         low, high, count_low, count_above = bracket
         rank_inside, size = ranks - count_above, count_low - count_above
-        candidates = _candidate_keys(passes, low, high, rank_inside, size)
-        counts = _count_at_least(sliced, candidates)
+        smaller, larger = _candidate_keys(passes, low, high, rank_inside, size)
+        smaller_count, larger_count = _counts_at_least(sliced, smaller, larger)
         active = unfinished(bracket)
-        raised = active & (counts >= ranks)
-        lowered = active & (counts < ranks)
+        # The bracket's new ends: the larger candidate counted at least
+        # `ranks` keys, the smaller one, or neither (and alike from above).
+        larger_raises = active & (larger_count >= ranks)
+        smaller_raises = active & ~larger_raises & (smaller_count >= ranks)
+        smaller_lowers = active & (smaller_count < ranks)
+        larger_lowers = active & ~smaller_lowers & (larger_count < ranks)
         return passes + 1, (
-            tf.where(raised, candidates, low),
-            tf.where(lowered, candidates - 1, high),
-            tf.where(raised, counts, count_low),
-            tf.where(lowered, counts, count_above),
+            tf.where(larger_raises, larger, tf.where(smaller_raises, smaller, low)),
+            tf.where(smaller_lowers, smaller - 1, tf.where(larger_lowers, larger - 1, high)),
+            tf.where(larger_raises, larger_count, tf.where(smaller_raises, smaller_count, count_low)),
+            tf.where(
+                smaller_lowers, smaller_count, tf.where(larger_lowers, larger_count, count_above)
+            ),
         )
 
     # Every key is >= 0; none is > the largest uint32.
@@ -513,12 +523,20 @@ def _sliced_keys(keys):
     return tf.reshape(padded, [rows, -1, slices, _COUNTED_CHUNK // slices])
 
 
-def _count_at_least(sliced, candidates):
-    """Each row's count of keys at or above its candidate (at least 1, so
-    the padding is never counted)."""
-    bound = candidates[:, None, None]
-    hits = sum(tf.cast(sliced[:, :, part] >= bound, tf.int32) for part in range(sliced.shape[2]))
-    return tf.reduce_sum(tf.reduce_sum(hits, axis=2), axis=1)
+def _counts_at_least(sliced, smaller, larger):
+    """Each row's counts of keys at or above its two candidates (each at
+    least 1, so the padding is never counted)."""
+    smaller, larger = smaller[:, None, None], larger[:, None, None]
+    one, field = tf.constant(1, tf.int32), tf.constant(1 << 16, tf.int32)
+    zero = tf.constant(0, tf.int32)
+    hits = sum(
+        tf.where(sliced[:, :, part] >= smaller, one, zero)
+        + tf.where(sliced[:, :, part] >= larger, field, zero)
+        for part in range(sliced.shape[2])
+    )
+    chunk_hits = tf.reduce_sum(hits, axis=2)
+    smaller_counts = tf.reduce_sum(tf.bitwise.bitwise_and(chunk_hits, 0xFFFF), axis=1)
+    return smaller_counts, tf.reduce_sum(tf.bitwise.right_shift(chunk_hits, 16), axis=1)
 
 
 def _extremes_inside(sliced, columns, low, high):
@@ -546,19 +564,22 @@ def _summed_slices(columns):
 
 
 def _candidate_keys(passes, low, high, rank_inside, size):
-    """A key in each bracket `(low, high]` to count next: interpolated or
-    halfway in value space, or halfway in key space (the comment above
-    `_VALUE_PASSES`)."""
+    """Two keys in each bracket `(low, high]` to count next, the smaller
+    first: interpolated and halfway in value space, or both halfway in key
+    space (the comment above `_VALUE_PASSES`)."""
     low_value, high_value = _values_of_keys(low), _values_of_keys(high)
     # rank_inside of the size keys in the bracket are at or above the answer.
     above = (tf.cast(rank_inside, tf.float32) - 0.5) / tf.cast(size, tf.float32)
     interpolated = high_value - (high_value - low_value) * above
     halfway = 0.5 * low_value + 0.5 * high_value
-    value = tf.where(passes % 2 == 0, interpolated, halfway)
     by_value = tf.math.is_finite(low_value) & tf.math.is_finite(high_value)
     by_value &= passes < _VALUE_PASSES
-    value_keys = tf.minimum(tf.maximum(_order_keys(value), low + 1), high)
-    return tf.where(by_value, value_keys, low + (high - low) // 2 + 1)
+    keys_halfway = low + (high - low) // 2 + 1
+    first, second = [
+        tf.where(by_value, tf.minimum(tf.maximum(_order_keys(value), low + 1), high), keys_halfway)
+        for value in (interpolated, halfway)
+    ]
+    return tf.minimum(first, second), tf.maximum(first, second)
 
 
 def _block_gradients(rows, first_row, candidates, similarities, row_state, column_state, tau, views):

@@ -6,7 +6,7 @@ Two parts have TensorFlow forms that JAX cannot trace, and JAX forms here:
 
 - the hard losses' threshold, each row's `k`-th largest negative
   similarity, exact: the counting selection that TensorFlow runs under
-  XLA (candidates searched in value space, one comparison a key a pass,
+  XLA (candidates searched in value space, two comparisons a key a pass,
   over blocks of rows held in cache on a CPU, over all the rows
   elsewhere; a row sort, JAX's other exact choice, measured 10x slower
   than a 32-pass bisection at 2,048 and 8,192 columns here);
@@ -38,8 +38,9 @@ def _values_of_keys(keys):
 
 # As in `contrastive_denominator` (the comment above its `_VALUE_PASSES`):
 # blocks of rows of 4 MiB of keys on a CPU, all the rows elsewhere; each
-# pass counts one candidate a row over chunks of 512 columns, each chunk's
-# comparisons added over 64 slices before the reduction.
+# pass counts two candidates a row over chunks of 512 columns, each chunk's
+# comparisons added over 64 slices (the two counts in 16-bit fields of one
+# int32) before the reduction.
 _VALUE_PASSES = 40
 _COUNTED_CHUNK = 512
 _SUMMED_SLICES = 64
@@ -50,11 +51,11 @@ def kth_largest(values, k):
     """The `k`-th largest entry of each row of a float32 matrix, exactly.
 
     Each row's bracket of keys `[low, high]` (at least `k` keys `>= low`,
-    fewer than `k` keys `> high`) narrows by one counted candidate a pass,
-    found in value space (interpolated between the ends from their counts,
-    or halfway), or halfway in key space while an end is infinite and
-    after `_VALUE_PASSES` passes; the rank then falls on the bracket's
-    largest or smallest key, which a last pass reads off.
+    fewer than `k` keys `> high`) narrows by two candidates counted a pass,
+    found in value space (one interpolated between the ends from their
+    counts, the other halfway), or both halfway in key space while an end
+    is infinite and after `_VALUE_PASSES` passes; the rank then falls on the
+    bracket's largest or smallest key, which a last pass reads off.
 
     Args:
         values: `(rows, columns)` float32.
@@ -102,18 +103,22 @@ def _searched_selected_keys(keys, ranks):
         passes, bracket = state
         low, high, count_low, count_above = bracket
         rank_inside, size = ranks - count_above, count_low - count_above
-        candidates = _candidate_keys(passes, low, high, rank_inside, size)
-        bound = candidates[:, None, None]
-        hits = sum((sliced[:, :, part] >= bound).astype(jnp.int32) for part in range(slices))
-        counts = hits.sum(axis=2).sum(axis=1)
+        smaller, larger = _candidate_keys(passes, low, high, rank_inside, size)
+        smaller_count, larger_count = _counts_at_least(sliced, smaller, larger)
         active = unfinished(bracket)
-        raised = active & (counts >= ranks)
-        lowered = active & (counts < ranks)
+        larger_raises = active & (larger_count >= ranks)
+        smaller_raises = active & ~larger_raises & (smaller_count >= ranks)
+        smaller_lowers = active & (smaller_count < ranks)
+        larger_lowers = active & ~smaller_lowers & (larger_count < ranks)
         return passes + 1, (
-            jnp.where(raised, candidates, low),
-            jnp.where(lowered, candidates - 1, high),
-            jnp.where(raised, counts, count_low),
-            jnp.where(lowered, counts, count_above),
+            jnp.where(larger_raises, larger, jnp.where(smaller_raises, smaller, low)),
+            jnp.where(smaller_lowers, smaller - 1, jnp.where(larger_lowers, larger - 1, high)),
+            jnp.where(
+                larger_raises, larger_count, jnp.where(smaller_raises, smaller_count, count_low)
+            ),
+            jnp.where(
+                smaller_lowers, smaller_count, jnp.where(larger_lowers, larger_count, count_above)
+            ),
         )
 
     # Every key is >= 0; none is > the largest uint32.
@@ -145,18 +150,34 @@ def _searched_selected_keys(keys, ranks):
     return jnp.where(low == high, low, jnp.where(rank_inside == 1, largest, smallest))
 
 
+def _counts_at_least(sliced, smaller, larger):
+    """Each row's counts of keys at or above its two candidates."""
+    smaller, larger = smaller[:, None, None], larger[:, None, None]
+    hits = sum(
+        jnp.where(sliced[:, :, part] >= smaller, 1, 0)
+        + jnp.where(sliced[:, :, part] >= larger, 1 << 16, 0)
+        for part in range(sliced.shape[2])
+    )
+    chunk_hits = hits.sum(axis=2)
+    return (chunk_hits & 0xFFFF).sum(axis=1), (chunk_hits >> 16).sum(axis=1)
+
+
 def _candidate_keys(passes, low, high, rank_inside, size):
-    """A key in each bracket `(low, high]` to count next: interpolated or
-    halfway in value space, or halfway in key space."""
+    """Two keys in each bracket `(low, high]` to count next, the smaller
+    first: interpolated and halfway in value space, or both halfway in key
+    space."""
     low_value, high_value = _values_of_keys(low), _values_of_keys(high)
     # rank_inside of the size keys in the bracket are at or above the answer.
     above = (rank_inside.astype(jnp.float32) - 0.5) / size.astype(jnp.float32)
     interpolated = high_value - (high_value - low_value) * above
     halfway = 0.5 * low_value + 0.5 * high_value
-    value = jnp.where(passes % 2 == 0, interpolated, halfway)
     by_value = jnp.isfinite(low_value) & jnp.isfinite(high_value) & (passes < _VALUE_PASSES)
-    value_keys = jnp.minimum(jnp.maximum(_order_keys(value), low + 1), high)
-    return jnp.where(by_value, value_keys, low + (high - low) // 2 + 1)
+    keys_halfway = low + (high - low) // 2 + 1
+    first, second = [
+        jnp.where(by_value, jnp.minimum(jnp.maximum(_order_keys(value), low + 1), high), keys_halfway)
+        for value in (interpolated, halfway)
+    ]
+    return jnp.minimum(first, second), jnp.maximum(first, second)
 
 
 def map_blocks(block_losses, num_blocks):
