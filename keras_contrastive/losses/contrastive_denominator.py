@@ -28,7 +28,7 @@ products too, without another pass over the matrix.
 
 The thresholds come from an exact counting selection on the order keys of
 the similarities' bits, its candidates searched in value space (compiled
-with XLA; 8-19 passes of two comparisons a key at 8,192 views, over
+with XLA; 7-18 passes of two comparisons a key at 8,192 views, over
 blocks of rows held in cache on a CPU, over the matrix elsewhere), or,
 for tensors on the host CPU outside XLA where it is the faster (timed
 once per process), from NumPy's vectorised `partition` on all cores (a
@@ -394,14 +394,17 @@ def _values_of_keys(keys):
 # spends most of its 32 passes there): one interpolated between the
 # bracket's ends from their counts, the other their midpoint, so that an
 # interpolation that converges from one side cannot stall. While an end is
-# not finite, and after `_VALUE_PASSES` passes (denormals), both are the
-# keys' midpoint, so that every row ends within 32 more (the keys' thirds
-# there made the first finite bracket wider: 27 passes instead of 12 for
-# the 16th largest of random unit vectors). A row is done when its rank
-# falls on the bracket's largest or smallest key, which one last pass
-# reads off. At 8,192 views a block of 128 rows took 8-12 passes for the
-# median negative of random unit vectors (one candidate a pass: 12-20),
-# 11-15 for their 16th largest, 11-15 and 13-19 for clustered vectors.
+# not finite, and after `_VALUE_PASSES` passes (denormals), they are the
+# keys' midpoint and the midpoint of its upper half, so that every row
+# ends within 32 more, and a first bracket of all keys is finite after one
+# pass where the rank's value lies in [0, 2), as similarities' do (the
+# keys' thirds made the first finite bracket far wider: 27 passes instead
+# of 12 for the 16th largest of random unit vectors, in a NumPy model). A
+# row is done when its rank falls on the bracket's largest or smallest
+# key, which one last pass reads off. At 8,192 views a block of 128 rows
+# took 7-12 passes for the median negative of random unit vectors (one
+# candidate a pass: 12-20), 10-14 for their 16th largest, 10-14 and 12-18
+# for clustered vectors.
 _VALUE_PASSES = 40
 # A pass sums the comparisons of `_SUMMED_SLICES` slices of each chunk of
 # `_COUNTED_CHUNK` columns elementwise, then reduces what is left: XLA's
@@ -565,8 +568,8 @@ def _summed_slices(columns):
 
 def _candidate_keys(passes, low, high, rank_inside, size):
     """Two keys in each bracket `(low, high]` to count next, the smaller
-    first: interpolated and halfway in value space, or both halfway in key
-    space (the comment above `_VALUE_PASSES`)."""
+    first: interpolated and halfway in value space, or halfway and three
+    quarters of the way in key space (the comment above `_VALUE_PASSES`)."""
     low_value, high_value = _values_of_keys(low), _values_of_keys(high)
     # rank_inside of the size keys in the bracket are at or above the answer.
     above = (tf.cast(rank_inside, tf.float32) - 0.5) / tf.cast(size, tf.float32)
@@ -574,10 +577,12 @@ def _candidate_keys(passes, low, high, rank_inside, size):
     halfway = 0.5 * low_value + 0.5 * high_value
     by_value = tf.math.is_finite(low_value) & tf.math.is_finite(high_value)
     by_value &= passes < _VALUE_PASSES
-    keys_halfway = low + (high - low) // 2 + 1
     first, second = [
-        tf.where(by_value, tf.minimum(tf.maximum(_order_keys(value), low + 1), high), keys_halfway)
-        for value in (interpolated, halfway)
+        tf.where(by_value, tf.minimum(tf.maximum(_order_keys(value), low + 1), high), key)
+        for value, key in (
+            (interpolated, low + (high - low) // 2 + 1),
+            (halfway, low + (high - low) // 4 * 3 + 1),
+        )
     ]
     return tf.minimum(first, second), tf.maximum(first, second)
 

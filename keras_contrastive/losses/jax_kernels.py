@@ -53,9 +53,10 @@ def kth_largest(values, k):
     Each row's bracket of keys `[low, high]` (at least `k` keys `>= low`,
     fewer than `k` keys `> high`) narrows by two candidates counted a pass,
     found in value space (one interpolated between the ends from their
-    counts, the other halfway), or both halfway in key space while an end
-    is infinite and after `_VALUE_PASSES` passes; the rank then falls on the
-    bracket's largest or smallest key, which a last pass reads off.
+    counts, the other halfway), or halfway and three quarters of the way in
+    key space while an end is infinite and after `_VALUE_PASSES` passes; the
+    rank then falls on the bracket's largest or smallest key, which a last
+    pass reads off.
 
     Args:
         values: `(rows, columns)` float32.
@@ -164,18 +165,20 @@ def _counts_at_least(sliced, smaller, larger):
 
 def _candidate_keys(passes, low, high, rank_inside, size):
     """Two keys in each bracket `(low, high]` to count next, the smaller
-    first: interpolated and halfway in value space, or both halfway in key
-    space."""
+    first: interpolated and halfway in value space, or halfway and three
+    quarters of the way in key space."""
     low_value, high_value = _values_of_keys(low), _values_of_keys(high)
     # rank_inside of the size keys in the bracket are at or above the answer.
     above = (rank_inside.astype(jnp.float32) - 0.5) / size.astype(jnp.float32)
     interpolated = high_value - (high_value - low_value) * above
     halfway = 0.5 * low_value + 0.5 * high_value
     by_value = jnp.isfinite(low_value) & jnp.isfinite(high_value) & (passes < _VALUE_PASSES)
-    keys_halfway = low + (high - low) // 2 + 1
     first, second = [
-        jnp.where(by_value, jnp.minimum(jnp.maximum(_order_keys(value), low + 1), high), keys_halfway)
-        for value in (interpolated, halfway)
+        jnp.where(by_value, jnp.minimum(jnp.maximum(_order_keys(value), low + 1), high), key)
+        for value, key in (
+            (interpolated, low + (high - low) // 2 + 1),
+            (halfway, low + (high - low) // 4 * 3 + 1),
+        )
     ]
     return jnp.minimum(first, second), jnp.maximum(first, second)
 
