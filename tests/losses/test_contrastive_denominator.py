@@ -236,11 +236,12 @@ def test_counting_selection_is_exact_across_blocks_and_count_chunks(monkeypatch,
 
 
 @pytest.mark.parametrize("value_passes", [0, 3])
-def test_counting_selection_is_exact_when_the_keys_midpoint_takes_over(
+def test_counting_selection_is_exact_when_the_key_space_search_takes_over(
     monkeypatch, rng, value_passes
 ):
     """After `_VALUE_PASSES` passes (from the first, or mid-search) the
-    candidates halve the keys instead: still exact, on every awkward row."""
+    candidates split the keys at a half and three quarters instead: still
+    exact, on every awkward row."""
     monkeypatch.setattr(contrastive_denominator, "_VALUE_PASSES", value_passes)
     values, ranks = numpy_reference.awkward_selection_case(rng, 700)
     expected = numpy_reference.kth_largest_by_bits(values, ranks)

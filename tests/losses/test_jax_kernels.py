@@ -30,9 +30,10 @@ def test_kth_largest_is_exact_across_blocks_and_count_chunks(monkeypatch, rng, b
 
 
 @pytest.mark.parametrize("value_passes", [0, 3])
-def test_kth_largest_is_exact_when_the_keys_midpoint_takes_over(monkeypatch, rng, value_passes):
+def test_kth_largest_is_exact_when_the_key_space_search_takes_over(monkeypatch, rng, value_passes):
     """After `_VALUE_PASSES` passes (from the first, or mid-search) the
-    candidates halve the keys instead: still exact, on every awkward row."""
+    candidates split the keys at a half and three quarters instead: still
+    exact, on every awkward row."""
     monkeypatch.setattr(jax_kernels, "_VALUE_PASSES", value_passes)
     values, ranks = numpy_reference.awkward_selection_case(rng, 700)
     got = np.asarray(jax_kernels.kth_largest(values, ranks))
