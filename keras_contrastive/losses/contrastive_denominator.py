@@ -495,7 +495,9 @@ def _searched_selected_keys(keys, ranks):
         return passes + 1, (
             tf.where(larger_raises, larger, tf.where(smaller_raises, smaller, low)),
             tf.where(smaller_lowers, smaller - 1, tf.where(larger_lowers, larger - 1, high)),
-            tf.where(larger_raises, larger_count, tf.where(smaller_raises, smaller_count, count_low)),
+            tf.where(
+                larger_raises, larger_count, tf.where(smaller_raises, smaller_count, count_low)
+            ),
             tf.where(
                 smaller_lowers, smaller_count, tf.where(larger_lowers, larger_count, count_above)
             ),
