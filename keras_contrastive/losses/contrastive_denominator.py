@@ -486,12 +486,13 @@ def _searched_selected_keys(keys, ranks):
         smaller, larger = _candidate_keys(passes, low, high, rank_inside, size)
         smaller_count, larger_count = _counts_at_least(sliced, smaller, larger)
         active = unfinished(bracket)
-        # The bracket's new ends: the larger candidate counted at least
-        # `ranks` keys, the smaller one, or neither (and alike from above).
+        # The bracket's new ends: the larger candidate if it counted at least
+        # `ranks` keys, else the smaller one, else neither (and alike from
+        # above: the smaller candidate first).
         larger_raises = active & (larger_count >= ranks)
-        smaller_raises = active & ~larger_raises & (smaller_count >= ranks)
+        smaller_raises = active & (smaller_count >= ranks)
         smaller_lowers = active & (smaller_count < ranks)
-        larger_lowers = active & ~smaller_lowers & (larger_count < ranks)
+        larger_lowers = active & (larger_count < ranks)
         return passes + 1, (
             tf.where(larger_raises, larger, tf.where(smaller_raises, smaller, low)),
             tf.where(smaller_lowers, smaller - 1, tf.where(larger_lowers, larger - 1, high)),

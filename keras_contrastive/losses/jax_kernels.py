@@ -108,9 +108,9 @@ def _searched_selected_keys(keys, ranks):
         smaller_count, larger_count = _counts_at_least(sliced, smaller, larger)
         active = unfinished(bracket)
         larger_raises = active & (larger_count >= ranks)
-        smaller_raises = active & ~larger_raises & (smaller_count >= ranks)
+        smaller_raises = active & (smaller_count >= ranks)
         smaller_lowers = active & (smaller_count < ranks)
-        larger_lowers = active & ~smaller_lowers & (larger_count < ranks)
+        larger_lowers = active & (larger_count < ranks)
         return passes + 1, (
             jnp.where(larger_raises, larger, jnp.where(smaller_raises, smaller, low)),
             jnp.where(smaller_lowers, smaller - 1, jnp.where(larger_lowers, larger - 1, high)),
