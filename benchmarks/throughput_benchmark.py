@@ -13,13 +13,23 @@ timed again with parts taken away (augmentation, the metrics the CLI
 compiles), the encoder alone as a supervised step on as many views, and the
 augmentation and the loss alone in a `tf.function`, all in one process.
 
+`--ops` shows where the encoder's time goes, by op type: TensorFlow's
+profile of a supervised fit of the small CNN at batch B and at 2B (the
+views of a contrastive step), each op's time on the executor's threads
+per step. Ops whose time grows more than twofold at 2B cost more per image
+in a contrastive step than in a supervised one.
+
     python benchmarks/throughput_benchmark.py              # small CNN and ResNet-18, 32x32, batch 256
     python benchmarks/throughput_benchmark.py --breakdown  # the small CNN's step, part by part
+    python benchmarks/throughput_benchmark.py --ops        # the small CNN's ops at batch B and 2B
     python benchmarks/throughput_benchmark.py --quick      # CI
 """
 
 import argparse
+import collections
 import os
+import pathlib
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -176,6 +186,48 @@ def breakdown_lines(name, batch_size, steps):
     return lines
 
 
+def op_thread_ms(model, images, labels, batch_size, steps):
+    """{op type: ms per step} on TensorFlow's executor threads over a
+    profiled `fit` of `steps` steps (after an unprofiled one, which traces)."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    data = (images[: batch_size * steps], labels[: batch_size * steps])
+    model.fit(*data, batch_size=batch_size, epochs=1, verbose=0)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        model.fit(*data, batch_size=batch_size, epochs=1, verbose=0)
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace.FromString(next(pathlib.Path(logdir).rglob("*.xplane.pb")).read_bytes())
+    totals = collections.Counter()
+    for plane in space.planes:
+        names = {key: metadata.name for key, metadata in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                op_type = names[event.metadata_id].split(":")[-1]
+                if op_type != "Process":  # an executor's whole run, around its ops
+                    totals[op_type] += event.duration_ps / 1e9 / steps
+    return totals
+
+
+def op_lines(name, batch_size, steps, shown=12):
+    """The supervised step's ops at batch B and 2B; returns the Markdown table."""
+    views = 2 * batch_size
+    images, labels = random_data(views * steps)
+    by_batch = [op_thread_ms(supervised_model(name), images, labels, size, steps) for size in (batch_size, views)]
+    lines = [
+        f"| {name}, B = {batch_size}: op | ms per step, batch B | ms per step, batch 2B | 2B / B |",
+        "|---|---|---|---|",
+    ]
+    rows = [(op, by_batch[0][op], by_batch[1][op]) for op, _ in by_batch[1].most_common(shown)]
+    rows.append(("all ops", sum(by_batch[0].values()), sum(by_batch[1].values())))
+    for op, at_batch, at_views in rows:
+        ratio = f"{at_views / at_batch:.2f}" if at_batch else ""
+        lines.append(f"| {op} | {at_batch:.1f} | {at_views:.1f} | {ratio} |")
+    return lines
+
+
 def table_lines(names, batch_size, steps, rounds):
     """Measures each encoder; returns the Markdown table."""
     lines = [
@@ -194,6 +246,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small CNN only, batch 32, few steps (CI)")
     parser.add_argument("--breakdown", action="store_true", help="the small CNN's step, part by part")
+    parser.add_argument("--ops", action="store_true", help="the small CNN's ops at batch B and 2B, profiled")
     parser.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated, of: " + ", ".join(ENCODERS))
     parser.add_argument("--steps", type=int, default=None, help="steps per fit")
     parser.add_argument("--rounds", type=int, default=None, help="alternated fits of each kind")
@@ -203,6 +256,9 @@ def main():
     rounds = args.rounds or (2 if args.quick else 3)
     if args.breakdown:
         print("\n".join(breakdown_lines("small_cnn", batch_size, steps)))
+        return
+    if args.ops:
+        print("\n".join(op_lines("small_cnn", batch_size, steps)))
         return
     names = ["small_cnn"] if args.quick else args.encoders.split(",")
     unknown = sorted(set(names) - set(ENCODERS))

@@ -67,6 +67,16 @@ def test_throughput_breakdown_quick_mode():
 
 
 @pytest.mark.slow
+def test_throughput_ops_quick_mode():
+    result = run("throughput_benchmark.py", "--ops")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].startswith("| small_cnn, B = 32: op |") and rows[-1].startswith("| all ops |")
+    assert any("Conv2D" in row for row in rows[1:-1])  # the encoder's convolutions were profiled
+    assert float(rows[-1].split("|")[3]) > float(rows[-1].split("|")[2]) > 0  # 2B takes longer
+
+
+@pytest.mark.slow
 def test_run_all_writes_one_report(tmp_path):
     output = tmp_path / "report.md"
     result = run("run_all.py", f"--output={output}")
