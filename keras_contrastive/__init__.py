@@ -14,6 +14,7 @@ from keras_contrastive import data
 from keras_contrastive import encoders
 from keras_contrastive import evaluation
 from keras_contrastive import export
+from keras_contrastive import layers
 from keras_contrastive import losses
 from keras_contrastive import metrics
 from keras_contrastive import models

@@ -20,11 +20,11 @@ from tests.backends import tensorflow_only
 
 pytestmark = [tensorflow_only, pytest.mark.slow]
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# Every test of these (and the docstring examples of the losses and metrics)
+# Every test of these (and the docstring examples of the losses, metrics and layers)
 # runs on both backends; TensorFlow-only ones skip under JAX, saying so.
 BACKEND_NEUTRAL = [
-    "tests/losses", "tests/metrics", "tests/utils/test_backend.py",
-    "keras_contrastive/losses", "keras_contrastive/metrics",
+    "tests/losses", "tests/metrics", "tests/layers", "tests/utils/test_backend.py",
+    "keras_contrastive/losses", "keras_contrastive/metrics", "keras_contrastive/layers",
 ]
 
 

@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from keras_contrastive.layers import FusedBatchNormalization
+
 HEADS = ("linear", "mlp")
 
 
@@ -27,7 +29,7 @@ def projection_head(kind="linear", output_dim=128, hidden_dim=None, name="projec
     return keras.Sequential(
         [
             layers.Dense(hidden_dim or 4 * output_dim, use_bias=False),
-            layers.BatchNormalization(),
+            FusedBatchNormalization(),
             layers.ReLU(),
             layers.Dense(output_dim),
         ],

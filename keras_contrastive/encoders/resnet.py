@@ -3,17 +3,19 @@
 import keras
 from keras import layers
 
+from keras_contrastive.layers import FusedBatchNormalization
+
 
 def _basic_block(x, filters, stride, name):
     shortcut = x
     x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn1")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn1")(x)
     x = layers.ReLU(name=f"{name}_relu1")(x)
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn2")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn2")(x)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(shortcut)
-        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+        shortcut = FusedBatchNormalization(name=f"{name}_proj_bn")(shortcut)
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, shortcut]))
 
 
@@ -34,7 +36,7 @@ def resnet18(input_shape=(32, 32, 3), name="resnet18"):
     """
     images = keras.Input(input_shape)
     x = layers.Conv2D(64, 3, padding="same", use_bias=False, name="stem_conv")(images)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = FusedBatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate([64, 128, 256, 512]):
         for block in range(2):

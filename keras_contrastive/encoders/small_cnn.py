@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from keras_contrastive.layers import FusedBatchNormalization
+
 
 def small_cnn(input_shape=(28, 28, 1), width=32, feature_dim=128, name="small_cnn"):
     """Three conv-BN-ReLU stages and global pooling: a fast CPU encoder.
@@ -25,7 +27,7 @@ def small_cnn(input_shape=(28, 28, 1), width=32, feature_dim=128, name="small_cn
     x = images
     for stage, filters in enumerate([width, 2 * width, 4 * width]):
         x = layers.Conv2D(filters, 3, strides=1 if stage == 0 else 2, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = FusedBatchNormalization()(x)
         x = layers.ReLU()(x)
     x = layers.GlobalAveragePooling2D()(x)
     features = layers.Dense(feature_dim)(x)
