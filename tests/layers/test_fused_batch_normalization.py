@@ -174,6 +174,24 @@ def test_training_step_runs_the_fused_kernels(shape):
     ]
 
 
+@tensorflow_only
+def test_mirrored_training_matches_keras_batch_normalization(rng, mirrored):
+    """Each replica normalises by its own batch, as Keras's layer does
+    (`synchronized=True` is the cross-replica form)."""
+    x, y = inputs(rng, SHAPES[2]), rng.normal(size=SHAPES[2]).astype("float32")
+    trained = []
+    for layer_class in (keras.layers.BatchNormalization, FusedBatchNormalization):
+        with mirrored.scope():
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input(SHAPES[2][1:]), layer_class(momentum=0.5)])
+            model.compile(optimizer="sgd", loss="mse")
+        model.fit(x, y, batch_size=SHAPES[2][0], epochs=2, verbose=0, shuffle=False)
+        trained.append([np.asarray(weight) for weight in model.weights])
+
+    for plain, fused in zip(*trained):
+        np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=1e-6)
+
+
 UNFUSABLE = {
     "an axis other than the last": ({"axis": 1}, "float32"),
     "statistics across replicas": ({"synchronized": True}, "float32"),
