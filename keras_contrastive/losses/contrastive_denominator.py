@@ -150,7 +150,6 @@ def _kept(similarities, first_row, views, num_anchors, thresholds):
 _MAX_SHIFT = 60.0
 
 
-@tf.function(jit_compile=True)
 def _negatives_only(similarities, first_row, views, num_anchors):
     same_sample = _same_sample(tf.shape(similarities), first_row, views, num_anchors)
     return tf.where(same_sample, -math.inf, similarities)
@@ -194,10 +193,11 @@ def _kept_lse(similarities, first_row, thresholds, tau, views, num_anchors):
 def _rows_forward(rows, first_row, transposed_candidates, tau, views, num_anchors, rank):
     """`(similarities, thresholds or None, lse)` of some anchor rows."""
     similarities = _similarities(rows, first_row, transposed_candidates)
-    thresholds = None
-    if rank is not None:
-        thresholds = _negative_thresholds(similarities, first_row, views, num_anchors, rank)
-    lse = _kept_lse(similarities, first_row, thresholds, tau, views, num_anchors)
+    if rank is None:
+        return similarities, None, _kept_lse(similarities, first_row, None, tau, views, num_anchors)
+    thresholds, lse = _thresholds_and_kept_lse(
+        similarities, first_row, tau, views, num_anchors, rank
+    )
     return similarities, thresholds, lse
 
 
@@ -221,15 +221,49 @@ def kth_largest(values, k):
     return _host_kth_largest(values, k)
 
 
-def _negative_thresholds(similarities, first_row, views, num_anchors, rank):
-    """Each row's `rank`-th largest negative similarity: `kth_largest` of
-    the similarities with the positives at `-inf`, masked on the way into
-    the counting selection's blocks (no masked copy of the matrix) unless
-    NumPy selects."""
+def _thresholds_and_kept_lse(similarities, first_row, tau, views, num_anchors, rank):
+    """Each row's threshold, its `rank`-th largest negative similarity
+    (`kth_largest` of the similarities with the positives at `-inf`), and
+    `_kept_lse`.
+
+    The counting selection, on every device, also sums each row's kept
+    negatives' exponentials while the row's block is in cache (the
+    positives' are gathered), so the logsumexp reads the matrix no more.
+    A pass of its own, under XLA, wrote out the kept mask and the masked
+    exponentials for a reduction, and the gradient, which needs them
+    unmasked, took the exponentials again. Outside XLA NumPy's partition
+    selected faster than the counting passes on some hosts, but not with
+    the logsumexp's pass added (`benchmarks/README.md`).
+    """
     k = tf.minimum(tf.convert_to_tensor(rank, tf.int32), tf.shape(similarities)[1])
-    if _selects_on_host(similarities):
-        return _host_kth_largest(_negatives_only(similarities, first_row, views, num_anchors), k)
-    return _counting_negative_thresholds(similarities, k, first_row, views, num_anchors)
+    thresholds, negative_sums = _counting_thresholds_and_kept_sums(
+        similarities, k, first_row, views, num_anchors, tau
+    )
+    positive_sums = _positive_sums(similarities, first_row, views, num_anchors, tau)
+    lse = 1.0 / tau + tf.math.log(negative_sums + positive_sums)
+    return thresholds, tf.cond(
+        _shift_is_exact([lse], tau),
+        lambda: lse,
+        lambda: _row_maximum_lse(similarities, first_row, thresholds, tau, views, num_anchors),
+    )
+
+
+def _shifted_exponentials(similarities, tau):
+    """`exp(s / tau - 1 / tau)`: the terms of `_bounded_lse`'s sum."""
+    return tf.exp(similarities / tau - 1.0 / tau)
+
+
+@tf.function(jit_compile=True)
+def _positive_sums(similarities, first_row, views, num_anchors, tau):
+    """Each row's sum of `_shifted_exponentials` over its sample's views (its
+    own entry, `-inf`, adds 0; padding rows have none)."""
+    rows = first_row + tf.range(tf.shape(similarities)[0])
+    sample_views = (rows // views * views)[:, None] + tf.range(views)[None, :]
+    is_anchor = (rows < num_anchors)[:, None]
+    columns = tf.where(is_anchor, sample_views, 0)
+    positives = tf.gather(similarities, columns, batch_dims=1)
+    exponentials = tf.where(is_anchor, _shifted_exponentials(positives, tau), 0.0)
+    return tf.reduce_sum(exponentials, axis=1)
 
 
 def _host_kth_largest(values, k):
@@ -425,42 +459,60 @@ def counting_kth_largest(values, k):
     in blocks small enough to stay in cache for all the passes; elsewhere
     in one block.
     """
-    return _counting_selection(values, k, lambda block, first: _order_keys(block))
+    return _counting_selection(values, k, lambda block, first: _order_keys(block))[0]
 
 
 @tf.function(jit_compile=True)
-def _counting_negative_thresholds(similarities, k, first_row, views, num_anchors):
-    """`counting_kth_largest` of `_negatives_only(similarities, ...)`."""
+def _counting_thresholds_and_kept_sums(similarities, k, first_row, views, num_anchors, tau):
+    """`counting_kth_largest` of `_negatives_only(similarities, ...)`, and
+    each row's sum of `_shifted_exponentials` over its negatives at or
+    above it (as `_kept` compares)."""
 
     def negative_keys(block, first):
-        # The Python body: called as a function, the mask measured 30 ms
-        # slower at 8,192 x 8,192 (it is not fused into the block's keys).
-        negatives = _negatives_only.python_function(block, first_row + first, views, num_anchors)
+        negatives = _negatives_only(block, first_row + first, views, num_anchors)
         return _order_keys(negatives)
 
-    return _counting_selection(similarities, k, negative_keys)
+    def kept_sums(keys, selected_keys):
+        # Summed over slices elementwise first, as the counts (the padding's
+        # keys, 0, are NaN: never kept).
+        sliced = _sliced_keys(keys)
+        thresholds = _values_of_keys(selected_keys)[:, None, None]
+        total = 0.0
+        for part in range(sliced.shape[2]):
+            negatives = _values_of_keys(sliced[:, :, part])
+            exponentials = _shifted_exponentials(negatives, tau)
+            total += tf.where(negatives >= thresholds, exponentials, 0.0)
+        return tf.reduce_sum(total, axis=[1, 2])
+
+    return _counting_selection(similarities, k, negative_keys, kept_sums)
 
 
-def _counting_selection(values, k, block_keys):
-    """`counting_kth_largest` of the keys `block_keys(block, first_row)` gives
-    for each block of rows of `values`."""
+def _counting_selection(values, k, block_keys, block_sums=None):
+    """`(counting_kth_largest, sums)` of the keys `block_keys(block,
+    first_row)` gives for each block of rows of `values`; the sums are
+    `block_sums(keys, selected_keys)`, taken while the block is in cache
+    (zeros without it)."""
     rows, columns = tf.shape(values)[0], tf.shape(values)[1]
     ranks = tf.broadcast_to(k, [rows])  # k: () or (rows,)
     block_rows = tf.minimum(rows, _selection_block_rows(values, columns))
     num_blocks = (rows + block_rows - 1) // tf.maximum(block_rows, 1)
 
-    def select_block(index, selected):
+    def select_block(index, selected, sums):
         # The last block ends at the last row (overlapping its predecessor).
         first = tf.minimum(index * block_rows, rows - block_rows)
         block = tf.slice(values, [first, 0], [block_rows, _dimension(values, 1)])
         block_ranks = tf.slice(ranks, [first], [block_rows])
-        selected_keys = _searched_selected_keys(block_keys(block, first), block_ranks)
+        keys = block_keys(block, first)
+        selected_keys = _searched_selected_keys(keys, block_ranks)
         positions = (first + tf.range(block_rows))[:, None]
-        return index + 1, tf.tensor_scatter_nd_update(selected, positions, selected_keys)
+        selected = tf.tensor_scatter_nd_update(selected, positions, selected_keys)
+        if block_sums is not None:
+            sums = tf.tensor_scatter_nd_update(sums, positions, block_sums(keys, selected_keys))
+        return index + 1, selected, sums
 
-    selected = tf.zeros([rows], tf.uint32)
-    _, selected = tf.while_loop(lambda index, _: index < num_blocks, select_block, [0, selected])
-    return _values_of_keys(selected)
+    initial = [0, tf.zeros([rows], tf.uint32), tf.zeros([rows], tf.float32)]
+    _, selected, sums = tf.while_loop(lambda index, *_: index < num_blocks, select_block, initial)
+    return _values_of_keys(selected), sums
 
 
 def _selection_block_rows(values, columns):

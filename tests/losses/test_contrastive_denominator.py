@@ -95,14 +95,21 @@ def test_matches_the_numpy_reference(rng, rank, views, num_extras, block_size, t
 @pytest.mark.parametrize("numpy_selects_faster", [True, False])
 @pytest.mark.parametrize("block_size", [None, 3])
 @pytest.mark.parametrize("views", [2, 3])
-def test_either_host_selection_matches_the_numpy_reference(
+def test_the_loss_counts_on_the_host_whichever_selection_is_faster(
     monkeypatch, rng, numpy_selects_faster, block_size, views
 ):
-    """Outside XLA on the CPU the threshold comes from NumPy's partition or
-    the counting selection, whichever this host runs faster."""
+    """Outside XLA on the CPU the loss's thresholds come from the counting
+    selection (which also sums the kept exponentials) even where NumPy's
+    partition alone selects faster: no host callback, values exact."""
     monkeypatch.setattr(contrastive_denominator, "_numpy_selects_faster", lambda: numpy_selects_faster)
     anchors, extras = unit_rows(rng, 7 * views, clustered=True), unit_rows(rng, 5)
     upstream = rng.uniform(0.5, 2.0, size=len(anchors)).astype("float32")
+
+    def forward(anchors, extras):
+        return contrastive_denominator.log_denominators(anchors, extras, 0.1, views, 4, block_size)
+
+    ops = selection_ops(forward, tf.TensorSpec(anchors.shape), tf.TensorSpec(extras.shape))
+    assert not {"PyFunc", "PyFuncStateless", "EagerPyFunc"} & ops
     expected = reference(anchors, extras, 0.1, views, 4, upstream)
     got = compute(anchors, extras, 0.1, views, 4, upstream, block_size)
     for name, a, b in zip(["lse", "anchors", "extras", "tau"], expected, got):
@@ -159,19 +166,21 @@ def test_unknown_shapes_match_the_numpy_reference(rng, rank, block_size, xla):
 
 @pytest.mark.parametrize("xla", [False, True])
 @pytest.mark.parametrize("block_size", [None, 4])
-def test_far_below_the_bound_falls_back_to_the_row_maximum(rng, block_size, xla):
+@pytest.mark.parametrize("rank", [None, 5])
+def test_far_below_the_bound_falls_back_to_the_row_maximum(rng, block_size, xla, rank):
     """At tau 0.01 with nearly orthogonal embeddings (similarities under
     0.1) the one-pass logsumexp and the gradient's shared exponential,
     shifted by 1 / tau, would underflow (below e^-90), and the blocked path's
     bands, which need that shift, give way to row blocks (inside an XLA
-    computation too); the result must stay exact."""
+    computation too); so do the hard loss's sums taken in its selection
+    (under XLA); the result must stay exact."""
     orthogonal = np.linalg.qr(rng.normal(size=(64, 16)))[0].T
     anchors = numpy_reference.normalize(orthogonal + 0.01 * rng.normal(size=(16, 64)))
     anchors = anchors.astype("float32")
     assert np.abs(anchors @ anchors.T - np.eye(16)).max() < 0.1
     upstream = np.ones(16, "float32")
-    expected = reference(anchors, np.zeros((0, 64), "float32"), 0.01, 2, None, upstream)
-    got = compute(anchors, np.zeros((0, 64), "float32"), 0.01, 2, None, upstream, block_size, xla)
+    expected = reference(anchors, np.zeros((0, 64), "float32"), 0.01, 2, rank, upstream)
+    got = compute(anchors, np.zeros((0, 64), "float32"), 0.01, 2, rank, upstream, block_size, xla)
     for name, a, b in zip(["lse", "anchors", "extras", "tau"], expected, got):
         assert np.all(np.isfinite(b)), name
         # Gradients carry 1 / tau = 100, and float32 rounding with it.
@@ -255,8 +264,10 @@ def test_counting_selection_is_exact_when_the_key_space_search_takes_over(
 def test_counting_thresholds_mask_each_blocks_positives(monkeypatch, rng, on_host_cpu):
     """The loss's counting thresholds put each row's positives at `-inf` as the
     rows' place in the matrix says: rows from `first_row` on, the last ones
-    padding (nobody's positive), in several selection blocks; tied values."""
-    views, num_anchors, first_row, k = 3, 20, 8, 10
+    padding (nobody's positive), in several selection blocks; tied values.
+    The sums beside them: each row's `exp(s / tau - 1 / tau)` over its
+    negatives at or above its threshold."""
+    views, num_anchors, first_row, k, tau = 3, 20, 8, 10, 0.5
     similarities = np.round(rng.normal(size=(15, 27)), 1).astype("float32")
     monkeypatch.setattr(contrastive_denominator, "_CACHED_BLOCK_BYTES", 4 * 27 * 4)
     monkeypatch.setattr(contrastive_denominator, "_on_host_cpu", lambda values: on_host_cpu)
@@ -265,12 +276,16 @@ def test_counting_thresholds_mask_each_blocks_positives(monkeypatch, rng, on_hos
     positive = (rows // views == columns // views) & (rows < num_anchors) & (columns < num_anchors)
     negatives = np.where(positive, -np.inf, similarities).astype("float32")
     expected = numpy_reference.kth_largest_by_bits(negatives, np.full(15, k))
+    kept = negatives >= expected[:, None]
+    expected_sums = np.where(kept, np.exp(negatives.astype("float64") / tau - 1 / tau), 0.0).sum(1)
     # Traced anew: the function's cached traces hold the unpatched blocks.
     select = tf.function(
-        contrastive_denominator._counting_negative_thresholds.python_function, jit_compile=True
+        contrastive_denominator._counting_thresholds_and_kept_sums.python_function,
+        jit_compile=True,
     )
-    got = select(tf.constant(similarities), tf.constant(k), first_row, views, num_anchors)
+    got, sums = select(tf.constant(similarities), tf.constant(k), first_row, views, num_anchors, tau)
     np.testing.assert_array_equal(got.numpy(), expected)
+    np.testing.assert_allclose(sums.numpy(), expected_sums, rtol=1e-5)
 
 
 def test_partition_is_exact_when_denormals_compare_as_zero(monkeypatch, rng):
