@@ -249,7 +249,8 @@ def _thresholds_and_kept_lse(similarities, first_row, tau, views, num_anchors, r
 
 
 def _shifted_exponentials(similarities, tau):
-    """`exp(s / tau - 1 / tau)`: the terms of `_bounded_lse`'s sum."""
+    """`exp(s / tau - 1 / tau)`: the terms `_bounded_lse` sums (shifted by
+    the logits' bound)."""
     return tf.exp(similarities / tau - 1.0 / tau)
 
 
