@@ -161,12 +161,16 @@ def _masked_logits(similarities, first_row, thresholds, tau, views, num_anchors)
     return logits if kept is None else tf.where(kept, logits, -math.inf)
 
 
+def _shifted_exponentials(similarities, tau):
+    """`exp(s / tau - 1 / tau)`: logits shifted by their bound `1 / tau`."""
+    return tf.exp(similarities / tau - 1.0 / tau)
+
+
 @tf.function(jit_compile=True)
-def _bounded_lse(similarities, first_row, thresholds, tau, views, num_anchors):
-    """One-pass logsumexp shifted by `1 / tau`, which bounds every logit of
-    unit vectors (exact when `_shift_is_exact`)."""
-    masked = _masked_logits(similarities, first_row, thresholds, tau, views, num_anchors)
-    return 1.0 / tau + tf.math.log(tf.reduce_sum(tf.exp(masked - 1.0 / tau), axis=1))
+def _bounded_lse(similarities, tau):
+    """One-pass logsumexp of every candidate, shifted by `1 / tau`, which
+    bounds every logit of unit vectors (exact when `_shift_is_exact`)."""
+    return 1.0 / tau + tf.math.log(tf.reduce_sum(_shifted_exponentials(similarities, tau), axis=1))
 
 
 @tf.function(jit_compile=True)
@@ -177,24 +181,28 @@ def _row_maximum_lse(similarities, first_row, thresholds, tau, views, num_anchor
     return tf.squeeze(peak, 1) + tf.math.log(tf.reduce_sum(tf.exp(masked - peak), axis=1))
 
 
-def _kept_lse(similarities, first_row, thresholds, tau, views, num_anchors):
-    """Logsumexp of each row's kept logits (every row keeps one): one pass,
-    unless some row's entries all lie far below `1 / tau` (tiny `tau`).
+def _kept_lse(bounded_lse, similarities, first_row, thresholds, tau, views, num_anchors):
+    """Logsumexp of each row's kept logits (every row keeps one):
+    `bounded_lse`, their one-pass sum shifted by `1 / tau`, unless some
+    row's entries all lie far below `1 / tau` (tiny `tau`); then
+    `_row_maximum_lse`.
 
-    The branch is a TensorFlow conditional around two XLA computations, so
-    no copy of the matrix is made for it.
+    The branch is a TensorFlow conditional around XLA computations, so no
+    copy of the matrix is made for it.
     """
-    arguments = (similarities, first_row, thresholds, tau, views, num_anchors)
-    lse = _bounded_lse(*arguments)
-    exact = _shift_is_exact([lse], tau)
-    return tf.cond(exact, lambda: lse, lambda: _row_maximum_lse(*arguments))
+    return tf.cond(
+        _shift_is_exact([bounded_lse], tau),
+        lambda: bounded_lse,
+        lambda: _row_maximum_lse(similarities, first_row, thresholds, tau, views, num_anchors),
+    )
 
 
 def _rows_forward(rows, first_row, transposed_candidates, tau, views, num_anchors, rank):
     """`(similarities, thresholds or None, lse)` of some anchor rows."""
     similarities = _similarities(rows, first_row, transposed_candidates)
     if rank is None:
-        return similarities, None, _kept_lse(similarities, first_row, None, tau, views, num_anchors)
+        lse = _bounded_lse(similarities, tau)
+        return similarities, None, _kept_lse(lse, similarities, first_row, None, tau, views, num_anchors)
     thresholds, lse = _thresholds_and_kept_lse(
         similarities, first_row, tau, views, num_anchors, rank
     )
@@ -241,17 +249,7 @@ def _thresholds_and_kept_lse(similarities, first_row, tau, views, num_anchors, r
     )
     positive_sums = _positive_sums(similarities, first_row, views, num_anchors, tau)
     lse = 1.0 / tau + tf.math.log(negative_sums + positive_sums)
-    return thresholds, tf.cond(
-        _shift_is_exact([lse], tau),
-        lambda: lse,
-        lambda: _row_maximum_lse(similarities, first_row, thresholds, tau, views, num_anchors),
-    )
-
-
-def _shifted_exponentials(similarities, tau):
-    """`exp(s / tau - 1 / tau)`: the terms `_bounded_lse` sums (shifted by
-    the logits' bound)."""
-    return tf.exp(similarities / tau - 1.0 / tau)
+    return thresholds, _kept_lse(lse, similarities, first_row, thresholds, tau, views, num_anchors)
 
 
 @tf.function(jit_compile=True)
